@@ -1,0 +1,106 @@
+"""The ``hook`` command: Typer app, one module per command group, and the one error boundary.
+
+Command modules import nothing heavy at module level (boto3, aiohttp, moto, websockets and rich
+load inside the command that uses them), so ``hook --version`` and ``hook --help`` stay fast.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from typing import Annotated
+
+import typer
+
+from hookcli import __version__
+from hookcli.errors import HookError
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 ok; 1 no match / a delivery failed; 2 bad usage, pattern or event; "
+    "3 relay unreachable or protocol error; 4 auth refused; 5 not found; 6 AWS source error; "
+    "7 store error; 8 target setup error; 130 interrupted."
+)
+
+app = typer.Typer(
+    name="hook",
+    help=(
+        "Tunnel cloud events (EventBridge, webhooks) to local code, with nothing lost.\n\n"
+        + EXIT_CODES_HELP
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+class _State:
+    """Process-wide flags set by the root callback (only ``--debug`` today)."""
+
+    debug = False
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"hook {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            "-v",
+            envvar="HOOK_DEBUG",
+            help="Show tracebacks and debug logs (never tokens).",
+        ),
+    ] = False,
+) -> None:
+    _State.debug = debug
+
+
+def _register() -> None:
+    """Attach every command group; each module keeps its heavy imports inside its commands."""
+    from hookcli.cli import pattern
+
+    pattern.register(app)
+
+
+_register()
+
+
+def _report(exc: HookError) -> int:
+    sys.stderr.write(f"Error: {exc.message}\n")
+    if exc.hint:
+        sys.stderr.write(f"Hint: {exc.hint}\n")
+    if _State.debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    return exc.exit_code
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run ``hook``; the single place that turns errors into messages and exit codes."""
+    try:
+        code = app(args=argv, prog_name="hook", standalone_mode=False)
+    except HookError as exc:
+        code = _report(exc)
+    except (KeyboardInterrupt, typer.Abort):
+        sys.stderr.write("Interrupted.\n")
+        code = 130
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except typer.TyperException as exc:  # usage errors: Typer prints them with the usage line
+        exc.show()
+        code = exc.exit_code
+    except BrokenPipeError:
+        # `hook tail | head`: the reader left; that is not an error worth a traceback.
+        code = 0
+    sys.exit(code if isinstance(code, int) else 0)

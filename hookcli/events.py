@@ -1,0 +1,234 @@
+"""The event envelope: an EventBridge event, plus the raw HTTP request for ingested webhooks.
+
+Core module: stdlib only, no I/O. An HTTP-ingested event keeps its method, path, query, headers and
+body bytes exactly (``RawRequest``), so a later delivery to a local app is byte-exact and the
+app's signature check still passes (smee-client breaks it by re-serializing the JSON body).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, NewType
+
+from hookcli.errors import InvalidEventError
+
+EventId = NewType("EventId", str)
+
+#: The EventBridge envelope's fields, in the order AWS writes them.
+ENVELOPE_FIELDS = (
+    "version",
+    "id",
+    "detail-type",
+    "source",
+    "account",
+    "time",
+    "region",
+    "resources",
+    "detail",
+)
+_REQUIRED = ("id", "source", "detail-type", "detail")
+_STRING_FIELDS = ("version", "id", "detail-type", "source", "account", "time", "region")
+
+
+@dataclass(frozen=True, slots=True)
+class RawRequest:
+    """An HTTP request exactly as it reached ``/v1/ingest/<channel>``, replayed byte for byte."""
+
+    method: str
+    path: str
+    query: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (case-insensitive), or None."""
+        wanted = name.lower()
+        for key, value in self.headers:
+            if key.lower() == wanted:
+                return value
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire form: headers as ``[name, value]`` pairs (order and repeats kept), body base64."""
+        return {
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "headers": [[k, v] for k, v in self.headers],
+            "body_b64": base64.b64encode(self.body).decode("ascii"),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RawRequest:
+        """Parse the wire form; raises InvalidEventError naming the bad field."""
+        try:
+            headers = tuple((str(k), str(v)) for k, v in data.get("headers", []))
+            body = base64.b64decode(str(data.get("body_b64", "")), validate=True)
+        except (TypeError, ValueError, binascii.Error) as exc:
+            raise InvalidEventError(f"request: bad headers or body_b64 ({exc})") from exc
+        for name in ("method", "path", "query"):
+            if not isinstance(data.get(name, ""), str):
+                raise InvalidEventError(f"request.{name} must be a string")
+        return cls(
+            method=str(data.get("method", "POST")),
+            path=str(data.get("path", "")),
+            query=str(data.get("query", "")),
+            headers=headers,
+            body=body,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One EventBridge-shaped event; ``request`` is set when it arrived as a webhook."""
+
+    id: EventId
+    source: str
+    detail_type: str
+    detail: Any
+    account: str = ""
+    region: str = ""
+    time: str = ""
+    resources: tuple[str, ...] = ()
+    version: str = "0"
+    replay_name: str | None = None
+    request: RawRequest | None = field(default=None, compare=False)
+
+    @property
+    def short_id(self) -> str:
+        """The first 8 characters of the id, for one-line terminal output."""
+        return self.id[:8]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The EventBridge JSON shape (what a target receives, and what patterns match)."""
+        data: dict[str, Any] = {
+            "version": self.version,
+            "id": self.id,
+            "detail-type": self.detail_type,
+            "source": self.source,
+            "account": self.account,
+            "time": self.time,
+            "region": self.region,
+            "resources": list(self.resources),
+            "detail": self.detail,
+        }
+        if self.replay_name is not None:
+            data["replay-name"] = self.replay_name
+        return data
+
+    def to_json(self) -> str:
+        """Compact JSON text of ``to_dict()``."""
+        return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False)
+
+
+def parse_event(data: str | bytes | Mapping[str, Any]) -> Event:
+    """Parse EventBridge event JSON (text, bytes or an already-decoded object).
+
+    Raises InvalidEventError naming what is wrong. ``id``, ``source``, ``detail-type`` and
+    ``detail`` are required; the other envelope fields default to what hook's own events carry.
+    """
+    document = load_json_object(data, "event") if not isinstance(data, Mapping) else data
+    missing = [name for name in _REQUIRED if name not in document]
+    if missing:
+        raise InvalidEventError(
+            f"event is missing {', '.join(repr(m) for m in missing)}",
+            hint="An EventBridge event has id, source, detail-type and detail at the top level.",
+        )
+    for name in _STRING_FIELDS:
+        if name in document and not isinstance(document[name], str):
+            raise InvalidEventError(f"event field {name!r} must be a string")
+    if not document["id"]:
+        raise InvalidEventError("event field 'id' must not be empty")
+    if not isinstance(document["detail"], dict):
+        raise InvalidEventError("event field 'detail' must be a JSON object")
+    resources = document.get("resources", [])
+    if not isinstance(resources, list) or not all(isinstance(r, str) for r in resources):
+        raise InvalidEventError("event field 'resources' must be a list of strings")
+    replay_name = document.get("replay-name")
+    if replay_name is not None and not isinstance(replay_name, str):
+        raise InvalidEventError("event field 'replay-name' must be a string")
+    return Event(
+        id=EventId(document["id"]),
+        source=document["source"],
+        detail_type=document["detail-type"],
+        detail=document["detail"],
+        account=document.get("account", ""),
+        region=document.get("region", ""),
+        time=document.get("time", ""),
+        resources=tuple(resources),
+        version=document.get("version", "0"),
+        replay_name=replay_name,
+    )
+
+
+def load_json_object(data: str | bytes, what: str) -> dict[str, Any]:
+    """Decode JSON text that must be an object; the error names ``what`` and the position."""
+    try:
+        value = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise InvalidEventError(
+            f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise InvalidEventError(f"{what} is not UTF-8 text: {exc.reason}") from exc
+    if not isinstance(value, dict):
+        raise InvalidEventError(f"{what} must be a JSON object, not {type(value).__name__}")
+    return value
+
+
+def new_event_id() -> EventId:
+    """A fresh event id in EventBridge's format (a UUID)."""
+    return EventId(str(uuid.uuid4()))
+
+
+def format_time(moment: datetime) -> str:
+    """EventBridge's ``time`` format: UTC, second precision, ``Z`` suffix."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def event_from_request(
+    channel: str,
+    request: RawRequest,
+    *,
+    detail_type: str,
+    event_id: EventId,
+    received: datetime,
+) -> Event:
+    """The envelope for a webhook: source ``webhook.<channel>``, the JSON body as ``detail``.
+
+    A body that is a JSON object becomes ``detail`` as is; other JSON goes under
+    ``detail.body``; a non-JSON body leaves ``detail`` empty and lives only in ``request``.
+    """
+    detail: Any
+    try:
+        body = json.loads(request.body) if request.body else None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        detail = {}
+    else:
+        detail = body if isinstance(body, dict) else ({} if body is None else {"body": body})
+    return Event(
+        id=event_id,
+        source=f"webhook.{channel}",
+        detail_type=detail_type,
+        detail=detail,
+        time=format_time(received),
+        request=request,
+    )
+
+
+def short_text(value: Any, limit: int = 120) -> str:
+    """A one-line, length-bounded rendering of any JSON value or text, for terminal lines."""
+    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def headers_from(pairs: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """Freeze header pairs in their original order (repeats kept, as HTTP allows)."""
+    return tuple((str(k), str(v)) for k, v in pairs)
