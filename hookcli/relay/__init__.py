@@ -1,0 +1,1 @@
+"""The relay: durable store, ingest and the websocket stream serving `hook listen`."""
