@@ -1,0 +1,185 @@
+"""Where the relay is: URL normalization, stream URL, auth header, options over the config file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hookcli.config import DEFAULT_RELAY, Connection, config_path, load_config, resolve, to_http
+from hookcli.errors import ConfigError, UsageError
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A config path named by HOOK_CONFIG (not yet written), so no test reads the user's own."""
+    path = tmp_path / "config.toml"
+    monkeypatch.setenv("HOOK_CONFIG", str(path))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("url", "http"),
+    [
+        ("http://127.0.0.1:8750", "http://127.0.0.1:8750"),
+        ("https://relay.example.com", "https://relay.example.com"),
+        ("ws://127.0.0.1:8750", "http://127.0.0.1:8750"),
+        ("wss://relay.example.com", "https://relay.example.com"),
+        ("127.0.0.1:8750", "http://127.0.0.1:8750"),
+        ("localhost:8750", "http://localhost:8750"),
+        ("relay.example.com", "http://relay.example.com"),
+        ("http://relay.example.com/", "http://relay.example.com"),
+        ("http://relay.example.com///", "http://relay.example.com"),
+        ("  https://relay.example.com/  ", "https://relay.example.com"),
+        ("ws://127.0.0.1:8750/v1/stream", "http://127.0.0.1:8750"),
+        ("wss://relay.example.com/v1/stream/", "https://relay.example.com"),
+        ("https://example.com/hook/v1/stream", "https://example.com/hook"),
+        ("https://example.com/hook/", "https://example.com/hook"),
+        ("HTTPS://Relay.example.com", "https://Relay.example.com"),
+        ("http://[::1]:8750", "http://[::1]:8750"),
+    ],
+)
+def test_to_http_normalizes(url: str, http: str) -> None:
+    """ws/wss become http/https, a bare host gets http, and trailing / and /v1/stream go."""
+    assert to_http(url) == http
+
+
+HOSTLESS = pytest.mark.xfail(
+    strict=True,
+    raises=pytest.fail.Exception,
+    reason="bug: rstrip('/') turns 'http://' into 'http:', read as the host 'http'",
+)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://relay.example.com",
+        "file:///tmp/x",
+        "http:///path",
+        "http://:8750",
+        "",
+        "   ",
+        "://x",
+        pytest.param("http://", marks=HOSTLESS),
+        pytest.param("wss://", marks=HOSTLESS),
+    ],
+)
+def test_to_http_rejects_other_schemes(url: str) -> None:
+    """Anything but an http(s)/ws(s) URL with a host is a ConfigError with an example hint."""
+    with pytest.raises(ConfigError, match="is not an http\\(s\\) or ws\\(s\\) URL") as info:
+        to_http(url)
+    assert info.value.hint and "--relay" in info.value.hint
+    assert isinstance(info.value, UsageError) and info.value.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("relay", "stream"),
+    [
+        ("http://127.0.0.1:8750", "ws://127.0.0.1:8750/v1/stream"),
+        ("https://relay.example.com", "wss://relay.example.com/v1/stream"),
+        ("wss://relay.example.com/v1/stream", "wss://relay.example.com/v1/stream"),
+        ("localhost:9000", "ws://localhost:9000/v1/stream"),
+        ("https://example.com/hook/", "wss://example.com/hook/v1/stream"),
+    ],
+)
+def test_stream_url(relay: str, stream: str) -> None:
+    """The stream URL is the relay's base with ws/wss and ``/v1/stream``."""
+    assert Connection(relay, None, configured=True).stream_url == stream
+
+
+def test_http_url_normalizes_relay() -> None:
+    """``http_url`` is ``to_http`` of the relay as given."""
+    assert Connection("wss://r.example.com/", None, configured=True).http_url == (
+        "https://r.example.com"
+    )
+
+
+@pytest.mark.parametrize(
+    ("token", "headers"),
+    [("s3cret", {"Authorization": "Bearer s3cret"}), (None, {}), ("", {})],
+)
+def test_headers(token: str | None, headers: dict[str, str]) -> None:
+    """A token becomes a bearer Authorization header; no token, no header."""
+    assert Connection(DEFAULT_RELAY, token, configured=False).headers() == headers
+
+
+def test_config_path_follows_hook_config(config_file: Path) -> None:
+    """HOOK_CONFIG names the config file."""
+    assert config_path() == config_file
+
+
+def test_missing_file_gives_embedded_default(config_file: Path) -> None:
+    """No file and no options: the embedded default relay, not configured, no token."""
+    assert resolve(None, None) == Connection(DEFAULT_RELAY, None, configured=False)
+    assert load_config() == {}
+
+
+def test_file_supplies_relay_and_token(config_file: Path) -> None:
+    """The config file supplies the relay and the token."""
+    config_file.write_text('relay = "wss://relay.example.com"\ntoken = "from-file"\n')
+    assert resolve(None, None) == Connection("wss://relay.example.com", "from-file", True)
+
+
+@pytest.mark.parametrize(
+    ("relay", "token", "expected"),
+    [
+        ("http://cli:1", "cli-token", Connection("http://cli:1", "cli-token", True)),
+        ("http://cli:1", None, Connection("http://cli:1", "from-file", True)),
+        (None, "cli-token", Connection("https://file.example.com", "cli-token", True)),
+    ],
+)
+def test_explicit_options_win_over_file(
+    config_file: Path, relay: str | None, token: str | None, expected: Connection
+) -> None:
+    """``--relay``/``--token`` win; the file fills in only what was not given."""
+    config_file.write_text('relay = "https://file.example.com"\ntoken = "from-file"\n')
+    assert resolve(relay, token) == expected
+
+
+def test_token_only_file_keeps_embedded_default(config_file: Path) -> None:
+    """A file with only a token does not count as naming a relay."""
+    config_file.write_text('token = "t"\n')
+    assert resolve(None, None) == Connection(DEFAULT_RELAY, "t", configured=False)
+
+
+def test_non_string_values_in_file_are_ignored(config_file: Path) -> None:
+    """Non-string relay/token values in the file are not used."""
+    config_file.write_text("relay = 8750\ntoken = true\n")
+    assert resolve(None, None) == Connection(DEFAULT_RELAY, None, configured=False)
+
+
+@pytest.mark.parametrize("text", ['relay = "unterminated\n', "relay = \n", "[[[\n"])
+def test_malformed_file_is_config_error(config_file: Path, text: str) -> None:
+    """A file that is not TOML is a ConfigError naming the file, with a hint."""
+    config_file.write_text(text)
+    with pytest.raises(ConfigError, match="cannot read the config file") as info:
+        resolve(None, None)
+    assert str(config_file) in info.value.message
+    assert info.value.hint == "fix or remove it"
+
+
+def test_unreadable_file_is_config_error(config_file: Path) -> None:
+    """A config path that is a directory is a ConfigError, not an OSError."""
+    config_file.mkdir()
+    with pytest.raises(ConfigError, match="cannot read the config file"):
+        resolve(None, None)
+
+
+def test_malformed_file_is_not_read_when_both_options_given(config_file: Path) -> None:
+    """With both options given the file is not needed, so a broken one does not matter."""
+    config_file.write_text("[[[\n")
+    assert resolve("http://a:1", "t") == Connection("http://a:1", "t", configured=True)
+
+
+def test_bad_relay_in_file_is_config_error(config_file: Path) -> None:
+    """A bad relay URL from the file is rejected before any network I/O."""
+    config_file.write_text('relay = "ftp://relay.example.com"\n')
+    with pytest.raises(ConfigError, match="ftp://relay.example.com"):
+        resolve(None, None)
+
+
+def test_bad_relay_option_is_config_error(config_file: Path) -> None:
+    """A bad ``--relay`` is rejected at resolve time."""
+    with pytest.raises(ConfigError):
+        resolve("gopher://x", None)
