@@ -67,9 +67,12 @@ class RawRequest:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RawRequest:
         """Parse the wire form; raises InvalidEventError naming the bad field."""
+        raw = data.get("body_b64", "")
+        if not isinstance(raw, str):
+            raise InvalidEventError("request.body_b64 must be a string")
         try:
             headers = tuple((str(k), str(v)) for k, v in data.get("headers", []))
-            body = base64.b64decode(str(data.get("body_b64", "")), validate=True)
+            body = base64.b64decode(raw, validate=True)
         except (TypeError, ValueError, binascii.Error) as exc:
             raise InvalidEventError(f"request: bad headers or body_b64 ({exc})") from exc
         for name in ("method", "path", "query"):
@@ -177,6 +180,8 @@ def load_json_object(data: str | bytes, what: str) -> dict[str, Any]:
         ) from exc
     except UnicodeDecodeError as exc:
         raise InvalidEventError(f"{what} is not UTF-8 text: {exc.reason}") from exc
+    except (ValueError, RecursionError) as exc:  # nested too deep, or an absurdly long number
+        raise InvalidEventError(f"{what} is not valid JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise InvalidEventError(f"{what} must be a JSON object, not {type(value).__name__}")
     return value
@@ -205,13 +210,14 @@ def event_from_request(
     A body that is a JSON object becomes ``detail`` as is; other JSON goes under
     ``detail.body``; a non-JSON body leaves ``detail`` empty and lives only in ``request``.
     """
-    detail: Any
-    try:
-        body = json.loads(request.body) if request.body else None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        detail = {}
-    else:
-        detail = body if isinstance(body, dict) else ({} if body is None else {"body": body})
+    detail: Any = {}
+    if request.body:
+        try:
+            body = json.loads(request.body)
+        except (ValueError, RecursionError):  # not JSON (or too deep): bytes only
+            pass
+        else:
+            detail = body if isinstance(body, dict) else {"body": body}
     return Event(
         id=event_id,
         source=f"webhook.{channel}",

@@ -20,7 +20,8 @@ Unknown message types are returned as ``Unknown`` so both sides can ignore them 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -69,8 +70,11 @@ class Start:
             raise ProtocolError("'from' must be now, last, a sequence number or an ISO time")
         if value in ("now", "last"):
             return cls(value)  # type: ignore[arg-type]
-        if value.isdigit():
-            return cls("seq", seq=int(value))
+        if value.isascii() and value.isdigit():
+            try:
+                return cls("seq", seq=int(value))
+            except ValueError:
+                raise ProtocolError("'from' sequence number is too large") from None
         try:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
@@ -224,9 +228,7 @@ def encode(message: Message) -> str:
         case Unknown():
             data = {**message.data, "type": message.type}
         case _:
-            data = {
-                name: getattr(message, name) for name in message.__slots__  # type: ignore[union-attr]
-            }
+            data = {name: getattr(message, name) for name in message.__slots__}
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -240,7 +242,7 @@ def decode(text: str | bytes) -> Message:
     """Parse one message; raises ProtocolError saying what is wrong (never anything else)."""
     try:
         data = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, too deep
         raise ProtocolError(f"message is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise ProtocolError("message must be a JSON object")
@@ -251,9 +253,10 @@ def decode(text: str | bytes) -> Message:
     if parser is None:
         return Unknown(kind, data)
     try:
-        return parser(data)
+        message: Message = parser(data)
     except InvalidEventError as exc:
         raise ProtocolError(f"{kind}: {exc.message}") from exc
+    return message
 
 
 def _field(data: Mapping[str, Any], name: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -350,7 +353,12 @@ def _result(data: Mapping[str, Any]) -> Result:
     if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
         raise ProtocolError("result: 'attempt' must be an integer >= 1")
     latency = data.get("latency_ms", 0.0)
-    if isinstance(latency, bool) or not isinstance(latency, int | float) or latency < 0:
+    if (
+        isinstance(latency, bool)
+        or not isinstance(latency, int | float)
+        or not math.isfinite(latency)
+        or latency < 0
+    ):
         raise ProtocolError("result: 'latency_ms' must be a number >= 0")
     error = _opt(data, "error", str, "result")
     return Result(
@@ -372,7 +380,7 @@ def _error(data: Mapping[str, Any]) -> Error:
     )
 
 
-_PARSERS: dict[str, Any] = {
+_PARSERS: dict[str, Callable[[Mapping[str, Any]], Message]] = {
     "hello": _hello,
     "welcome": _welcome,
     "subscribe": _subscribe,

@@ -257,11 +257,6 @@ def test_ctrl_c_exits_130() -> None:
 
 
 @needs_proc
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: Typer turns Ctrl-C in a command into Exit(130), so main() never says so",
-)
 def test_ctrl_c_says_interrupted() -> None:
     """Ctrl-C prints ``Interrupted.`` on stderr, as the boundary intends."""
     assert interrupt_while_reading_stdin().stderr == "Interrupted.\n"

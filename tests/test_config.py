@@ -44,13 +44,6 @@ def test_to_http_normalizes(url: str, http: str) -> None:
     assert to_http(url) == http
 
 
-HOSTLESS = pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="bug: rstrip('/') turns 'http://' into 'http:', read as the host 'http'",
-)
-
-
 @pytest.mark.parametrize(
     "url",
     [
@@ -61,8 +54,8 @@ HOSTLESS = pytest.mark.xfail(
         "",
         "   ",
         "://x",
-        pytest.param("http://", marks=HOSTLESS),
-        pytest.param("wss://", marks=HOSTLESS),
+        "http://",
+        "wss://",
     ],
 )
 def test_to_http_rejects_other_schemes(url: str) -> None:

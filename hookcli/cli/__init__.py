@@ -69,8 +69,12 @@ def _root(
 
 def _register() -> None:
     """Attach every command group; each module keeps its heavy imports inside its commands."""
-    from hookcli.cli import pattern
+    from hookcli.cli import events, listen, pattern, relay, replay
 
+    listen.register(app)
+    replay.register(app)
+    events.register(app)
+    relay.register(app)
     pattern.register(app)
 
 
@@ -90,6 +94,8 @@ def main(argv: list[str] | None = None) -> None:
     """Run ``hook``; the single place that turns errors into messages and exit codes."""
     try:
         code = app(args=argv, prog_name="hook", standalone_mode=False)
+        if code == 130:  # Typer turns Ctrl-C inside a command into Exit(130)
+            sys.stderr.write("Interrupted.\n")
     except HookError as exc:
         code = _report(exc)
     except (KeyboardInterrupt, typer.Abort):

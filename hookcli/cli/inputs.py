@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -29,3 +30,37 @@ def open_lines(path: str, what: str) -> list[tuple[int, str]]:
     """Non-blank lines of a JSONL file (or ``-`` for stdin) with their 1-based line numbers."""
     text = read_text(path if path == "-" else "@" + path, what)
     return [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_SIZES = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2, "gb": 1000**3, "gib": 1024**3}
+
+
+def parse_duration(value: str, what: str) -> float:
+    """``30s``, ``15m``, ``12h``, ``7d``, ``2w`` or plain seconds."""
+    text = value.strip().lower()
+    unit = text[-1:] if text[-1:] in _UNITS else "s"
+    number = text[:-1] if text[-1:] in _UNITS else text
+    try:
+        seconds = float(number) * _UNITS[unit]
+    except ValueError:
+        raise UsageError(f"{what}: {value!r} is not a duration", hint="e.g. 30m, 12h, 7d") from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise UsageError(f"{what} must be positive")
+    return seconds
+
+
+def parse_size(value: str, what: str) -> int:
+    """``1MiB``, ``512KiB``, ``2MB`` or plain bytes."""
+    text = value.strip().lower().replace(" ", "")
+    digits = text.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = text[len(digits):]
+    if unit not in _SIZES or not digits:
+        raise UsageError(f"{what}: {value!r} is not a size", hint="e.g. 1MiB, 256KiB")
+    try:
+        size = int(float(digits) * _SIZES[unit])
+    except (ValueError, OverflowError):
+        raise UsageError(f"{what}: {value!r} is not a size", hint="e.g. 1MiB, 256KiB") from None
+    if size <= 0:
+        raise UsageError(f"{what} must be positive")
+    return size

@@ -1,0 +1,92 @@
+"""``hook events``: the relay's history (what arrived, who got it, with what result)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from hookcli.cli import options as o
+
+group = typer.Typer(
+    help="Show the relay's history: what arrived, who got it, with what result.",
+    invoke_without_command=True,
+)
+
+
+def register(app: typer.Typer) -> None:
+    """Attach ``hook events``."""
+    app.add_typer(group, name="events")
+
+
+@group.callback()
+def events(
+    ctx: typer.Context,
+    status: Annotated[str | None, typer.Option("--status", help="delivered, failed or pending (pending needs --listener).")] = None,
+    listener: Annotated[str | None, typer.Option("--listener", help="Only this listener's deliveries.")] = None,
+    source: Annotated[str | None, typer.Option("--source", help="Only events from this source.")] = None,
+    detail_type: Annotated[str | None, typer.Option("--detail-type", help="Only events of this detail-type.")] = None,
+    pattern: o.PatternOpt = None,
+    since: Annotated[str | None, typer.Option("--since", help="Received at or after this ISO time.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000, help="At most this many events.")] = 20,
+    as_json: o.JsonOut = False,
+    relay: o.Relay = None,
+    token: o.Token = None,
+) -> None:
+    """List recent events, newest first, with each listener's result and latency."""
+    if ctx.invoked_subcommand is not None:
+        ctx.obj = (relay, token, as_json)
+        return
+    import asyncio
+    import json
+
+    from hookcli.cli.render import render_history
+    from hookcli.client import RelayApi
+    from hookcli.config import resolve
+    from hookcli.errors import UsageError
+
+    if status not in (None, "delivered", "failed", "pending"):
+        raise UsageError(f"--status must be delivered, failed or pending, not {status!r}")
+    if status == "pending" and not listener:
+        raise UsageError("--status pending needs --listener NAME", hint="pending is per listener")
+    filters = {
+        "status": status,
+        "listener": listener,
+        "source": source,
+        "detail_type": detail_type,
+        "pattern": json.dumps(o.build_pattern(None, None, pattern)) if pattern else None,
+        "since": since,
+        "limit": limit,
+    }
+    connection = resolve(relay, token)
+
+    async def fetch() -> list[dict[str, object]]:
+        async with RelayApi.open(connection) as api:
+            return await api.events(**filters)
+
+    render_history(asyncio.run(fetch()), as_json=as_json)
+
+
+@group.command("show")
+def show(
+    ctx: typer.Context,
+    event_id: Annotated[str, typer.Argument(help="The event id (from `hook events`).")],
+    as_json: o.JsonOut = False,
+    relay: o.Relay = None,
+    token: o.Token = None,
+) -> None:
+    """Print one event (and its raw webhook request) with every delivery attempt."""
+    import asyncio
+
+    from hookcli.cli.render import render_event_record
+    from hookcli.client import RelayApi
+    from hookcli.config import resolve
+
+    parent_relay, parent_token, parent_json = ctx.obj or (None, None, False)
+    connection = resolve(relay or parent_relay, token or parent_token)
+
+    async def fetch() -> dict[str, object]:
+        async with RelayApi.open(connection) as api:
+            return await api.event(event_id)
+
+    render_event_record(asyncio.run(fetch()), as_json=as_json or parent_json)

@@ -1,0 +1,123 @@
+"""``hook listen`` and ``hook tail``: parse options into settings, run the library, render."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, TypeVar
+
+import typer
+
+from hookcli.cli import options as o
+from hookcli.errors import HookError
+
+if TYPE_CHECKING:
+    from hookcli.cli.render import Kind, Renderer
+    from hookcli.updates import Update
+
+T = TypeVar("T")
+
+FROM_HELP = (
+    "Where to start: now, last (after this listener's cursor), a sequence number, or an ISO time. "
+    "Default: last (now for a name the relay has never seen)."
+)
+
+
+def register(app: typer.Typer) -> None:
+    """Attach ``hook listen`` and ``hook tail``."""
+    app.command("listen")(listen)
+    app.command("tail")(tail)
+
+
+def run_rendered(
+    kind: Kind, as_json: bool, verbose: bool, work: Callable[[Callable[[Update], None]], Awaitable[T]]
+) -> tuple[T, Renderer]:
+    """Run a library coroutine with a renderer; fatal errors are rendered, then raised."""
+    import asyncio
+
+    from hookcli.cli.render import make_renderer
+
+    renderer = make_renderer(kind, as_json=as_json, verbose=verbose)
+    try:
+        return asyncio.run(work(renderer)), renderer
+    except HookError as exc:
+        renderer.error(exc)
+        raise
+    finally:
+        renderer.close()
+
+
+def listen(
+    target: o.TargetUrl = None,
+    exec_: Annotated[str | None, typer.Option("--exec", help="Run this shell command per event (event JSON on stdin, HOOK_EVENT_ID etc. in the environment).")] = None,
+    handler: o.Handler = None,
+    source: o.Sources = None,
+    detail_type: o.DetailTypes = None,
+    pattern: o.PatternOpt = None,
+    name: Annotated[str | None, typer.Option("--name", envvar="HOOK_NAME", help="Listener identity whose cursor the relay keeps. Default: user@host.", show_default=False)] = None,
+    from_: Annotated[str, typer.Option("--from", help=FROM_HELP)] = "last",
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, max=256, help="Deliveries at once; 1 keeps strict relay order.")] = 1,
+    retries: o.Retries = 3,
+    timeout: o.Timeout = 10.0,
+    watch: o.Watch = None,
+    allow_remote_target: o.AllowRemote = False,
+    keep_host: o.KeepHost = False,
+    retry_4xx: o.Retry4xx = False,
+    exit_on_disconnect: o.ExitOnDisconnect = False,
+    as_json: o.JsonOut = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-V", help="Show response bodies, stderr and tracebacks of failures in full.")] = False,
+    relay: o.Relay = None,
+    token: o.Token = None,
+) -> None:
+    """Deliver matching events to local code: an HTTP server, a command, or a Python handler.
+
+    Events the relay kept while you were away arrive first, in order; after a disconnect or a
+    laptop sleep the listener resumes where it stopped, and nothing is delivered twice.
+    Failed deliveries are retried with backoff, then recorded as failed (see `hook replay
+    --failed`). Runs until Ctrl-C (exit 130). Exit 2: bad option or pattern; 3: relay
+    unreachable with --exit-on-disconnect; 4: token refused.
+    """
+    from hookcli.config import resolve
+    from hookcli.delivery import RetryPolicy
+    from hookcli.listen import ListenSettings, TargetSpec, listen as run
+
+    settings = ListenSettings(
+        connection=resolve(relay, token),
+        name=name or o.default_name(),
+        pattern=o.build_pattern(source, detail_type, pattern),
+        target=TargetSpec(target, exec_, handler, allow_remote_target, keep_host, retry_4xx, tuple(watch or ())),
+        start=o.parse_start(from_),
+        policy=RetryPolicy(retries=retries, timeout=timeout),
+        concurrency=concurrency,
+        exit_on_disconnect=exit_on_disconnect,
+    )
+    settings.target.build()  # a bad --target/--exec/--handler fails before any network I/O
+    run_rendered("listen", as_json, verbose, lambda emit: run(settings, emit))
+
+
+def tail(
+    source: o.Sources = None,
+    detail_type: o.DetailTypes = None,
+    pattern: o.PatternOpt = None,
+    from_: Annotated[str, typer.Option("--from", help="now, a sequence number, or an ISO time.")] = "now",
+    count: Annotated[int | None, typer.Option("--count", "-n", min=1, help="Stop after N events.")] = None,
+    exit_on_disconnect: o.ExitOnDisconnect = False,
+    as_json: o.JsonOut = False,
+    relay: o.Relay = None,
+    token: o.Token = None,
+) -> None:
+    """Stream matching events to the terminal (or as JSON lines, ready for jq).
+
+    A tail never answers events and never moves any listener's cursor. Piped or with --json,
+    stdout carries one EventBridge event per line and status lines go to stderr.
+    """
+    from hookcli.config import resolve
+    from hookcli.listen import TailSettings, tail as run
+
+    settings = TailSettings(
+        connection=resolve(relay, token),
+        pattern=o.build_pattern(source, detail_type, pattern),
+        start=o.parse_start(from_),
+        count=count,
+        exit_on_disconnect=exit_on_disconnect,
+    )
+    run_rendered("tail", as_json, False, lambda emit: run(settings, emit))

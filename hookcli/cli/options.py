@@ -1,0 +1,136 @@
+"""Options shared by several commands, declared once with their ``HOOK_*`` env vars."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import socket
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from hookcli.cli.inputs import read_text
+from hookcli.errors import InvalidPatternError
+
+Relay = Annotated[
+    str | None,
+    typer.Option(
+        "--relay",
+        envvar="HOOK_RELAY",
+        help="Relay URL (http, https, ws or wss). Default: the config file, else a local relay.",
+        show_default=False,
+    ),
+]
+Token = Annotated[
+    str | None,
+    typer.Option("--token", envvar="HOOK_TOKEN", help="Bearer token for the relay.", show_default=False),
+]
+Sources = Annotated[
+    list[str] | None,
+    typer.Option("--source", help="Only events from this source (repeatable: any of them)."),
+]
+DetailTypes = Annotated[
+    list[str] | None,
+    typer.Option("--detail-type", help="Only events of this detail-type (repeatable)."),
+]
+PatternOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--pattern",
+        help="EventBridge event pattern: JSON text, @file or - (ANDed with --source/--detail-type).",
+    ),
+]
+JsonOut = Annotated[
+    bool,
+    typer.Option("--json", help="One JSON object per line (automatic when stdout is not a terminal)."),
+]
+ExitOnDisconnect = Annotated[
+    bool,
+    typer.Option(
+        "--exit-on-disconnect",
+        help="Exit (code 3) when the relay connection drops instead of reconnecting.",
+    ),
+]
+TargetUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--target",
+        "-t",
+        help="POST events to this local URL: localhost:3000[/path], 127.0.0.1:3000, http://...",
+    ),
+]
+ExecCmd = Annotated[
+    str | None,
+    typer.Option("--exec", help="Run this shell command per event (event JSON on stdin)."),
+]
+Handler = Annotated[
+    str | None,
+    typer.Option("--handler", help="Call a Lambda-style handler: path/app.py:handler."),
+]
+Watch = Annotated[
+    list[Path] | None,
+    typer.Option("--watch", help="Reload the handler when files under PATH change (repeatable)."),
+]
+Retries = Annotated[
+    int,
+    typer.Option("--retries", min=0, max=100, help="Retries after a failed attempt (5xx, timeout, refused)."),
+]
+Timeout = Annotated[
+    float,
+    typer.Option("--timeout", min=0.1, help="Seconds per delivery attempt."),
+]
+AllowRemote = Annotated[
+    bool,
+    typer.Option("--allow-remote-target", help="Allow a target that is not on this machine."),
+]
+KeepHost = Annotated[
+    bool,
+    typer.Option("--keep-host", help="Replay webhooks with their original Host header."),
+]
+Retry4xx = Annotated[
+    bool,
+    typer.Option("--retry-4xx", help="Retry 4xx answers too (by default only 5xx, timeouts, refused)."),
+]
+
+
+def default_name() -> str:
+    """The default listener identity: ``user@host``."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "user"
+    return f"{user}@{socket.gethostname().split('.')[0]}"
+
+
+def build_pattern(
+    sources: list[str] | None, detail_types: list[str] | None, pattern: str | None
+) -> dict[str, Any]:
+    """The subscription pattern from the filter options, validated before any network I/O."""
+    from hookcli.patterns import compile_pattern, pattern_from_filters
+
+    user: dict[str, Any] | None = None
+    if pattern is not None:
+        text = read_text(pattern, "--pattern")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidPatternError(
+                f"Event pattern is not valid. Reason: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            ) from exc
+        compile_pattern(text)  # EventBridge's own validation, incl. duplicate keys
+        if not isinstance(value, dict):
+            raise InvalidPatternError("Event pattern is not valid. Reason: Filter is not an object")
+        user = value
+    return pattern_from_filters(sources or [], detail_types or [], user)
+
+
+def parse_start(value: str):  # type: ignore[no-untyped-def]
+    """``--from``: now | last | SEQ | ISO time, checked before connecting."""
+    from hookcli.errors import UsageError, ProtocolError
+    from hookcli.protocol import Start
+
+    try:
+        return Start.parse(value)
+    except ProtocolError as exc:
+        raise UsageError(exc.message.replace("'from'", "--from")) from None

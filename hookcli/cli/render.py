@@ -1,0 +1,456 @@
+"""The one place updates become output: rich lines on a terminal, JSON lines otherwise.
+
+Output contract (DESIGN.md): on a terminal, one line per event plus a live status line; piped or
+``--json``, one JSON object per line on stdout for every kind of line, diagnostics on stderr, no
+colour and no live region. rich is imported only by the terminal renderer.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import deque
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Literal, Protocol, TextIO
+
+from hookcli.errors import HookError
+from hookcli.events import Event, short_text
+from hookcli.updates import (
+    Caught,
+    ConnectionState,
+    Delivered,
+    Notice,
+    Ready,
+    Received,
+    Retry,
+    State,
+    Update,
+)
+
+Kind = Literal["listen", "tail", "replay"]
+
+
+class Renderer(Protocol):
+    """Turns updates into output; ``close`` ends any live region and prints a summary."""
+
+    delivered: int
+    failed: int
+
+    def __call__(self, update: Update) -> None:
+        """Render one update."""
+
+    def error(self, exc: HookError) -> None:
+        """Render a fatal error as a line of the output (the CLI boundary prints it too)."""
+
+    def close(self) -> None:
+        """Stop live output."""
+
+
+def use_json(as_json: bool, stream: TextIO | None = None) -> bool:
+    """JSON lines when asked, or when stdout is not a terminal (pipes, CI, supervisors)."""
+    out = stream or sys.stdout
+    return as_json or not (hasattr(out, "isatty") and out.isatty())
+
+
+def make_renderer(kind: Kind, *, as_json: bool, verbose: bool = False) -> Renderer:
+    """The renderer for ``kind`` in the mode the output stream calls for."""
+    if use_json(as_json):
+        return JsonRenderer(kind)
+    return TerminalRenderer(kind, verbose=verbose)
+
+
+# ------------------------------------------------------------------ JSON lines
+
+
+def _event_fields(event: Event) -> dict[str, Any]:
+    return {"id": event.id, "source": event.source, "detail_type": event.detail_type}
+
+
+def update_to_json(update: Update) -> dict[str, Any]:
+    """The ``--json`` object for one update: ``type`` plus its fields."""
+    match update:
+        case Ready():
+            return {
+                "type": "ready",
+                "relay": update.relay,
+                "relay_name": update.relay_name,
+                "listener": update.listener,
+                "pattern": update.pattern,
+                "target": update.target,
+                "start": update.start,
+                "head": update.head,
+                "resumed": update.resumed,
+                "reconnect": update.reconnect,
+            }
+        case Received():
+            return {"type": "event", "seq": update.seq, "event": update.event.to_dict()}
+        case Retry():
+            return {
+                "type": "retry",
+                "seq": update.seq,
+                **_event_fields(update.event),
+                "attempt": update.attempt,
+                "code": update.outcome.code,
+                "error": update.outcome.error,
+                "retry_in": round(update.delay, 3),
+            }
+        case Delivered():
+            outcome = update.outcome
+            return {
+                "type": "result",
+                "seq": update.seq,
+                **_event_fields(update.event),
+                "status": "delivered" if outcome.delivered else "failed",
+                "code": outcome.code,
+                "latency_ms": round(outcome.latency_ms, 3),
+                "attempts": update.attempts,
+                "action": outcome.action,
+                "error": outcome.error,
+                "duplicate": update.duplicate,
+            }
+        case State():
+            return {
+                "type": "state",
+                "state": update.state.value,
+                "error": update.error,
+            }
+        case Notice():
+            return {"type": "notice", "level": update.level, "message": update.message}
+        case Caught():
+            return {"type": "live", "seq": update.seq}
+    raise TypeError(f"unknown update {update!r}")  # pragma: no cover
+
+
+class JsonRenderer:
+    """One compact JSON object per line on stdout, flushed at once (scripts wait for lines).
+
+    For ``tail`` stdout carries the bare EventBridge events (ready for jq) and every other
+    line goes to stderr as JSON.
+    """
+
+    def __init__(self, kind: Kind, out: TextIO | None = None, err: TextIO | None = None) -> None:
+        self.kind = kind
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.delivered = 0
+        self.failed = 0
+
+    def __call__(self, update: Update) -> None:
+        if isinstance(update, Delivered):
+            if update.outcome.delivered:
+                self.delivered += 1
+            else:
+                self.failed += 1
+        if self.kind == "tail":
+            if isinstance(update, Received):
+                self._write(self.out, update.event.to_dict())
+            else:
+                self._write(self.err, update_to_json(update))
+            return
+        self._write(self.out, update_to_json(update))
+
+    def error(self, exc: HookError) -> None:
+        stream = self.err if self.kind == "tail" else self.out
+        self._write(
+            stream,
+            {"type": "error", "message": exc.message, "hint": exc.hint, "exit_code": exc.exit_code},
+        )
+
+    def close(self) -> None:
+        self.out.flush()
+
+    @staticmethod
+    def _write(stream: TextIO, data: dict[str, Any]) -> None:
+        stream.write(json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n")
+        stream.flush()
+
+
+# ------------------------------------------------------------------ terminal
+
+
+class TerminalRenderer:
+    """rich lines above a live status line (connection state, counts, rate)."""
+
+    def __init__(self, kind: Kind, *, verbose: bool = False) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        self.kind = kind
+        self.verbose = verbose
+        self.console = Console(highlight=False)
+        self.errors = Console(stderr=True, highlight=False)
+        self.state = ConnectionState.CONNECTING
+        self.state_error: str | None = None
+        self.received = 0
+        self.delivered = 0
+        self.failed = 0
+        self.retrying: set[str] = set()
+        self.times: deque[float] = deque(maxlen=200)
+        self.total: int | None = None
+        self.live = Live(
+            self._status(), console=self.console, refresh_per_second=4, transient=True
+        )
+        self.live.start()
+
+    def set_total(self, total: int) -> None:
+        """Replay knows how many events it will deliver: show a progress bar past a few."""
+        self.total = total if total > 5 else None
+        self._refresh()
+
+    # The status line: what a developer glances at to know the tunnel is alive.
+    def _status(self) -> Any:
+        from rich.text import Text
+
+        if self.total is not None:
+            from rich.console import Group
+            from rich.progress_bar import ProgressBar
+
+            done = self.delivered + self.failed
+            label = Text(f"replayed {done}/{self.total}   failed {self.failed}")
+            return Group(ProgressBar(total=self.total, completed=done, width=40), label)
+
+        colour = {
+            ConnectionState.CONNECTED: "green",
+            ConnectionState.CONNECTING: "yellow",
+            ConnectionState.RECONNECTING: "yellow",
+            ConnectionState.CLOSED: "red",
+        }[self.state]
+        text = Text()
+        text.append("● ", style=colour)
+        text.append(self.state.value, style=colour)
+        if self.state_error and self.state is not ConnectionState.CONNECTED:
+            text.append(f" ({short_text(self.state_error, 60)})", style="dim")
+        if self.kind == "tail":
+            text.append(f"   received {self.received}")
+        else:
+            text.append(f"   delivered {self.delivered}", style="green")
+            text.append(f"   failed {self.failed}", style="red" if self.failed else "")
+            text.append(f"   retrying {len(self.retrying)}")
+        now = time.monotonic()
+        recent = [t for t in self.times if now - t <= 10]
+        if len(recent) > 1:
+            text.append(f"   {len(recent) / max(now - recent[0], 1.0):.1f}/s", style="dim")
+        return text
+
+    def _refresh(self) -> None:
+        self.live.update(self._status())
+
+    def _line(self, event: Event, tail: Any) -> Any:
+        from rich.text import Text
+
+        line = Text()
+        line.append(datetime.now().strftime("%H:%M:%S"), style="dim")
+        line.append(f"  {short_text(event.detail_type, 40)}", style="bold")
+        line.append(f"  {short_text(event.source, 40)}", style="cyan")
+        line.append(f"  {event.short_id}", style="dim")
+        line.append("  ")
+        line.append_text(tail)
+        return line
+
+    def __call__(self, update: Update) -> None:
+        from rich.text import Text
+
+        print_ = self.console.print
+        match update:
+            case Ready():
+                self._ready(update)
+            case Received():
+                self.received += 1
+                self.times.append(time.monotonic())
+                if self.kind == "tail":
+                    print_(self._line(update.event, Text(f"#{update.seq}", style="dim")))
+                    print_(_syntax_json(update.event.to_dict()))
+            case Retry():
+                self.retrying.add(update.event.id)
+                outcome = update.outcome
+                what = f"{outcome.code} " if outcome.code is not None else ""
+                print_(
+                    Text(
+                        f"           ↻ attempt {update.attempt} failed: {what}"
+                        f"{short_text(outcome.error or '', 80)}; retrying in {update.delay:.1f} s",
+                        style="yellow",
+                    )
+                )
+            case Delivered():
+                self.retrying.discard(update.event.id)
+                self._result(update)
+            case State():
+                self.state = update.state
+                self.state_error = update.error
+                if update.state is ConnectionState.RECONNECTING and update.error:
+                    self.errors.print(Text(f"reconnecting: {update.error}", style="yellow"))
+            case Notice():
+                style = "yellow" if update.level == "warning" else "blue"
+                self.errors.print(Text(update.message, style=style))
+            case Caught():
+                pass
+        self._refresh()
+
+    def _ready(self, update: Ready) -> None:
+        from rich.text import Text
+
+        if update.reconnect:
+            self.console.print(Text(f"reconnected; resuming after #{update.start}", style="green"))
+            return
+        header = Text()
+        header.append("hook ", style="bold")
+        header.append(self.kind)
+        header.append(f"  relay {update.relay} ({update.relay_name})", style="dim")
+        if self.kind == "listen":
+            header.append(f"  as {update.listener}", style="dim")
+        self.console.print(header)
+        pattern = json.dumps(update.pattern, separators=(",", ":")) if update.pattern else "all"
+        self.console.print(Text(f"  pattern {short_text(pattern, 100)}", style="dim"))
+        if update.target:
+            self.console.print(Text(f"  target  {update.target}", style="dim"))
+        start = "resuming after" if update.resumed else "starting after"
+        self.console.print(
+            Text(f"  {start} #{update.start} (relay head #{update.head})", style="dim")
+        )
+        self.console.print(Text("Ready. Waiting for events (Ctrl-C to stop).", style="green"))
+
+    def _result(self, update: Delivered) -> None:
+        from rich.text import Text
+
+        outcome = update.outcome
+        tail = Text()
+        if outcome.delivered:
+            self.delivered += 1
+            code = f"{outcome.code} " if outcome.code is not None else ""
+            tail.append(f"-> {code}", style="green")
+            tail.append(outcome.action)
+        else:
+            self.failed += 1
+            code = f"{outcome.code} " if outcome.code is not None else ""
+            tail.append(f"-> {code}{outcome.action}", style="red")
+        tail.append(f" ({outcome.latency_ms:.0f} ms)", style="dim")
+        if update.attempts > 1:
+            tail.append(f" after {update.attempts} attempts", style="dim")
+        if update.duplicate:
+            tail.append(" [duplicate suppressed]", style="dim")
+        self.console.print(self._line(update.event, tail))
+        if not outcome.delivered and outcome.error:
+            self.console.print(Text(f"           {short_text(outcome.error, 110)}", style="red"))
+        if self.verbose and outcome.detail:
+            self.console.print(Text(_indent(outcome.detail), style="dim"))
+
+    def error(self, exc: HookError) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.live.stop()
+
+
+def _syntax_json(data: Any) -> Any:
+    from rich.syntax import Syntax
+
+    return Syntax(json.dumps(data, indent=2, ensure_ascii=False), "json", background_color="default")
+
+
+def _indent(text: str, limit: int = 2000) -> str:
+    body = text if len(text) <= limit else text[:limit] + "\n…"
+    return "\n".join("           " + line for line in body.splitlines())
+
+
+def print_lines(lines: Sequence[str], *, err: bool = False) -> None:
+    """Plain lines for commands with no live output (relay serve banner, send ids)."""
+    stream = sys.stderr if err else sys.stdout
+    for line in lines:
+        stream.write(line + "\n")
+    stream.flush()
+
+
+# ------------------------------------------------------------------ history (hook events)
+
+
+def _when(epoch: object) -> str:
+    if not isinstance(epoch, int | float):
+        return "?"
+    return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _results_cell(deliveries: list[dict[str, Any]]) -> str:
+    """The latest result per listener: ``alice@host delivered 12 ms``."""
+    latest: dict[str, dict[str, Any]] = {}
+    for delivery in deliveries:
+        latest[delivery["listener"]] = delivery
+    parts = []
+    for name, d in latest.items():
+        code = f" {d['code']}" if d.get("code") is not None else ""
+        replay = " (replay)" if d.get("replay") else ""
+        parts.append(f"{name} {d['status']}{code} {d['latency_ms']:.0f} ms{replay}")
+    return "\n".join(parts) if parts else "-"
+
+
+def render_history(rows: list[dict[str, Any]], *, as_json: bool) -> None:
+    """``hook events``: a table on a terminal, one JSON object per event otherwise."""
+    if use_json(as_json):
+        for row in rows:
+            JsonRenderer._write(sys.stdout, {"type": "history", **row})
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    if not rows:
+        console.print("No events match.", style="dim")
+        return
+    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    for column in ("received", "seq", "id", "source", "detail-type", "results"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        event = row["event"]
+        results = _results_cell(row.get("deliveries", []))
+        style = "red" if " failed" in results else None
+        table.add_row(
+            _when(row.get("received")),
+            str(row["seq"]),
+            event["id"],
+            event["source"],
+            event["detail-type"],
+            results,
+            style=style,
+        )
+    console.print(table)
+
+
+def render_event_record(record: dict[str, Any], *, as_json: bool) -> None:
+    """``hook events show``: the event, its raw request, and every delivery attempt."""
+    if use_json(as_json):
+        JsonRenderer._write(sys.stdout, {"type": "event_record", **record})
+        return
+    import base64
+
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    event = record["event"]
+    console.print(
+        f"[bold]{event['detail-type']}[/bold]  [cyan]{event['source']}[/cyan]  {event['id']}"
+        f"  seq {record['seq']}  received {_when(record.get('received'))}"
+    )
+    console.print(_syntax_json(event))
+    request = record.get("request")
+    if isinstance(request, dict) and "body_b64" in request:
+        body = base64.b64decode(request["body_b64"])
+        query = f"?{request['query']}" if request.get("query") else ""
+        console.print(f"[bold]raw request[/bold]  {request['method']} {request['path'] or '/'}{query}")
+        for name, value in request.get("headers", []):
+            console.print(f"  {name}: {value}", style="dim", markup=False)
+        console.print(f"  ({len(body)} bytes)", style="dim")
+    deliveries = record.get("deliveries", [])
+    if not deliveries:
+        console.print("No deliveries yet.", style="dim")
+    for d in deliveries:
+        style = "green" if d["status"] == "delivered" else "red"
+        code = f" {d['code']}" if d.get("code") is not None else ""
+        replay = " replay" if d.get("replay") else ""
+        line = (
+            f"{_when(d.get('at'))}  {d['listener']}  {d['status']}{code}  "
+            f"attempt {d['attempt']}  {d['latency_ms']:.0f} ms{replay}"
+        )
+        console.print(line, style=style, markup=False)
+        if d.get("error"):
+            console.print(f"    {d['error']}", style="dim", markup=False)

@@ -1,0 +1,280 @@
+"""``hook listen`` and ``hook tail`` as a library: subscribe, deliver, answer, emit updates.
+
+Nothing here prints; every line the user sees is an ``Update`` rendered by ``cli/render.py``.
+``tail`` is ``listen`` without a target: the same stream, the same reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection
+
+from hookcli.client import Stream, relay_answers, send_result
+from hookcli.config import DEFAULT_RELAY, Connection
+from hookcli.delivery import Attempt, RetryPolicy, deliver
+from hookcli.events import Event
+from hookcli.patterns import compile_pattern
+from hookcli.protocol import EventMessage, Result, Start, Subscribe, Subscribed, Welcome
+from hookcli.targets import Outcome, Target, make_target
+from hookcli.updates import ConnectionState, Delivered, Notice, Ready, Received, Retry, State, Update
+
+Emit = Callable[[Update], None]
+#: Event ids remembered to suppress duplicates (an event re-sent after a reconnect).
+REMEMBER = 10_000
+SEND_HINT = "hook send --source my.app --detail-type Hello --detail '{\"hello\": \"world\"}'"
+
+
+@dataclass(frozen=True, slots=True)
+class TargetSpec:
+    """Which local code gets the events: exactly one of url, command, handler."""
+
+    url: str | None = None
+    command: str | None = None
+    handler: str | None = None
+    allow_remote: bool = False
+    keep_host: bool = False
+    retry_4xx: bool = False
+    watch: tuple[Path, ...] = ()
+
+    def build(self, on_notice: Callable[[str], None] | None = None) -> Target:
+        """Validate and construct the target (no network I/O yet)."""
+        return make_target(
+            url=self.url,
+            command=self.command,
+            handler=self.handler,
+            allow_remote=self.allow_remote,
+            keep_host=self.keep_host,
+            retry_4xx=self.retry_4xx,
+            watch=self.watch,
+            on_notice=on_notice,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ListenSettings:
+    """Everything ``hook listen`` takes, parsed."""
+
+    connection: Connection
+    name: str
+    pattern: dict[str, Any]
+    target: TargetSpec
+    start: Start = field(default_factory=lambda: Start("last"))
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    concurrency: int = 1
+    exit_on_disconnect: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TailSettings:
+    """Everything ``hook tail`` takes, parsed."""
+
+    connection: Connection
+    pattern: dict[str, Any]
+    start: Start = field(default_factory=lambda: Start("now"))
+    count: int | None = None
+    exit_on_disconnect: bool = False
+
+
+@contextlib.asynccontextmanager
+async def relay_for(connection: Connection, emit: Emit) -> AsyncIterator[Connection]:
+    """The relay to use: the configured one, one answering locally, or an embedded one.
+
+    A configured relay that is down is never replaced silently: the stream keeps retrying it.
+    """
+    if connection.configured or await relay_answers(DEFAULT_RELAY):
+        yield connection
+        return
+    from hookcli.relay.service import RelaySettings, start_relay
+
+    running = await start_relay(RelaySettings())
+    try:
+        emit(
+            Notice(
+                f"No relay configured, so hook started an embedded local relay at {running.url} "
+                "(an emulated EventBridge bus; no AWS account needed). "
+                f"From another terminal: {SEND_HINT}"
+            )
+        )
+        yield Connection(relay=running.url, token=None, configured=False)
+    finally:
+        await running.stop()
+
+
+async def listen(settings: ListenSettings, emit: Emit) -> None:
+    """Deliver every matching event to the target until cancelled (or disconnected, if asked)."""
+    if settings.pattern:
+        compile_pattern(settings.pattern)  # invalid patterns fail before any network I/O
+    target = settings.target.build(on_notice=lambda text: emit(Notice(text)))
+    async with relay_for(settings.connection, emit) as connection:
+        await target.start()
+        try:
+            warning = await target.probe()
+            if warning:
+                emit(Notice(warning, level="warning"))
+            listener = _Listener(settings, target, connection, emit)
+            await listener.run()
+        finally:
+            await target.close()
+
+
+class _Listener:
+    """The stream handler for listen: queue events, deliver with N workers, answer each."""
+
+    def __init__(
+        self, settings: ListenSettings, target: Target, connection: Connection, emit: Emit
+    ) -> None:
+        self.settings = settings
+        self.target = target
+        self.connection = connection
+        self.emit = emit
+        self.ws: ClientConnection | None = None
+        self.queue: asyncio.Queue[EventMessage] = asyncio.Queue()
+        self.done: OrderedDict[str, tuple[Outcome, int]] = OrderedDict()
+        self.running: dict[str, asyncio.Future[tuple[Outcome, int]]] = {}
+        self.reconnects = 0
+
+    async def run(self) -> None:
+        window = max(32, 4 * self.settings.concurrency)
+        subscribe = Subscribe(
+            name=self.settings.name,
+            pattern=self.settings.pattern,
+            start=self.settings.start,
+            mode="listen",
+            window=min(window, 1000),
+        )
+        stream = Stream(
+            self.connection, subscribe, self.emit, reconnect=not self.settings.exit_on_disconnect
+        )
+        self.emit(State(ConnectionState.CONNECTING))
+        workers = [
+            asyncio.create_task(self._work()) for _ in range(max(1, self.settings.concurrency))
+        ]
+        try:
+            await stream.run(self)
+        finally:
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            self.emit(State(ConnectionState.CLOSED))
+
+    async def on_ready(self, ws: ClientConnection, welcome: Welcome, subscribed: Subscribed) -> None:
+        self.ws = ws
+        # Events queued but not started on the old connection come again, in order, on the
+        # new one (they were never answered): drop the stale copies to keep relay order.
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.emit(
+            Ready(
+                relay=self.connection.http_url,
+                relay_name=welcome.relay,
+                listener=self.settings.name,
+                pattern=self.settings.pattern,
+                target=self.target.description,
+                start=subscribed.start,
+                head=subscribed.head,
+                resumed=subscribed.resumed,
+                reconnect=self.reconnects > 0,
+            )
+        )
+        self.reconnects += 1
+
+    async def on_event(self, message: EventMessage) -> bool:
+        self.emit(Received(message.seq, message.event))
+        self.queue.put_nowait(message)
+        return True
+
+    async def _work(self) -> None:
+        while True:
+            message = await self.queue.get()
+            event = message.event
+            duplicate = event.id in self.done or event.id in self.running
+            if event.id in self.done:
+                outcome, attempts = self.done[event.id]
+            elif event.id in self.running:
+                outcome, attempts = await self.running[event.id]
+            else:
+                outcome, attempts = await self._deliver(message.seq, event)
+            self.emit(Delivered(message.seq, event, outcome, attempts, duplicate=duplicate))
+            await send_result(
+                self.ws,
+                Result(
+                    seq=message.seq,
+                    id=event.id,
+                    status="delivered" if outcome.delivered else "failed",
+                    attempt=attempts,
+                    latency_ms=outcome.latency_ms,
+                    code=outcome.code,
+                    error=outcome.error,
+                ),
+            )
+
+    async def _deliver(self, seq: int, event: Event) -> tuple[Outcome, int]:
+        future: asyncio.Future[tuple[Outcome, int]] = asyncio.get_running_loop().create_future()
+        self.running[event.id] = future
+
+        def on_attempt(attempt: Attempt) -> None:
+            if attempt.will_retry:
+                self.emit(Retry(seq, event, attempt.attempt, attempt.outcome, attempt.retry_in))
+
+        try:
+            result = await deliver(self.target, event, self.settings.policy, on_attempt)
+        except BaseException as exc:
+            future.cancel()
+            del self.running[event.id]
+            raise exc
+        future.set_result(result)
+        del self.running[event.id]
+        self.done[event.id] = result
+        if len(self.done) > REMEMBER:
+            self.done.popitem(last=False)
+        return result
+
+
+async def tail(settings: TailSettings, emit: Emit) -> int:
+    """Print matching events without answering or moving any cursor; returns how many arrived."""
+    if settings.pattern:
+        compile_pattern(settings.pattern)
+    async with relay_for(settings.connection, emit) as connection:
+        handler = _Tail(connection, settings, emit)
+        subscribe = Subscribe(
+            name="tail", pattern=settings.pattern, start=settings.start, mode="tail"
+        )
+        emit(State(ConnectionState.CONNECTING))
+        await Stream(
+            connection, subscribe, emit, reconnect=not settings.exit_on_disconnect
+        ).run(handler)
+        return handler.seen
+
+
+class _Tail:
+    def __init__(self, connection: Connection, settings: TailSettings, emit: Emit) -> None:
+        self.connection = connection
+        self.settings = settings
+        self.emit = emit
+        self.seen = 0
+
+    async def on_ready(self, ws: ClientConnection, welcome: Welcome, subscribed: Subscribed) -> None:
+        self.emit(
+            Ready(
+                relay=self.connection.http_url,
+                relay_name=welcome.relay,
+                listener="tail",
+                pattern=self.settings.pattern,
+                target="",
+                start=subscribed.start,
+                head=subscribed.head,
+                resumed=False,
+            )
+        )
+
+    async def on_event(self, message: EventMessage) -> bool:
+        self.seen += 1
+        self.emit(Received(message.seq, message.event))
+        return self.settings.count is None or self.seen < self.settings.count

@@ -1,0 +1,307 @@
+"""Running a relay: store + source + HTTP server, started and stopped as one unit.
+
+``start_relay`` is what ``hook relay serve`` runs, what ``hook listen`` embeds when no relay is
+configured, and what the tests start in their own event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from hookcli.errors import ConfigError, HookError, SourceError
+from hookcli.relay.server import IngestSettings, Relay, RelayInfo, tls_context
+from hookcli.relay.store import Store
+
+if TYPE_CHECKING:
+    from hookcli.sources.emulator import Emulator
+    from hookcli.sources.sqs import SqsSource
+
+log = logging.getLogger("hook.relay")
+
+DEFAULT_PORT = 8750
+DAY = 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class RelaySettings:
+    """Everything ``hook relay serve`` takes; ``bus=None`` means the embedded local mode."""
+
+    name: str = "hook"
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    data_dir: Path | None = None
+    bus: str | None = None
+    region: str | None = None
+    profile: str | None = None
+    #: token -> scope name ("" for a single shared token)
+    tokens: Mapping[str, str] = field(default_factory=dict)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    max_message: int = 1024 * 1024
+    max_age: float | None = 7 * DAY
+    max_count: int | None = 100_000
+    sweep_interval: float = 60.0
+    #: False: ingest only (no EventBridge source, no moto).
+    source: bool = True
+
+    @property
+    def local(self) -> bool:
+        """Embedded mode: moto's server on loopback stands in for EventBridge and SQS."""
+        return self.bus is None
+
+
+@dataclass(slots=True)
+class RunningRelay:
+    """A started relay; ``stop()`` shuts down the server, the source, and the store."""
+
+    relay: Relay
+    url: str
+    info: RelayInfo
+    db_path: Path
+    _runner: web.AppRunner
+    _tasks: list[asyncio.Task[None]]
+    _source: SqsSource | None
+    _emulator: Emulator | None
+
+    @property
+    def ws_url(self) -> str:
+        """The websocket stream's URL."""
+        return self.url.replace("http", "ws", 1) + "/v1/stream"
+
+    @property
+    def source(self) -> SqsSource | None:
+        """The SQS poller, when the relay polls one."""
+        return self._source
+
+    async def stop(self) -> None:
+        """Stop polling, close connections, flush results, close the store (idempotent)."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        await self._runner.cleanup()
+        self.relay.store.close()
+        if self._emulator is not None:
+            await asyncio.to_thread(self._emulator.stop)
+            self._emulator = None
+
+
+def default_data_dir() -> Path:
+    """The platform's user data dir for hook (e.g. ~/.local/share/hook on Linux)."""
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("hook", appauthor=False))
+
+
+def check_bind(host: str, tokens: Mapping[str, str]) -> None:
+    """Without a token the relay binds only to loopback: an open relay leaks every event."""
+    if tokens:
+        return
+    if host == "localhost":
+        return
+    try:
+        loopback = ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ConfigError(
+            f"refusing to listen on {host} without a token",
+            hint="set --token (or HOOK_TOKEN) or --tokens FILE, or keep --host 127.0.0.1",
+        )
+
+
+async def start_relay(settings: RelaySettings) -> RunningRelay:
+    """Open the store, set up the source, bind the server; roll back what started on failure."""
+    check_bind(settings.host, settings.tokens)
+    ssl_context = tls_context(settings.tls_cert, settings.tls_key)
+    data_dir = settings.data_dir or default_data_dir()
+    db_path = data_dir / f"{settings.name}.db"
+    store = Store(db_path, max_age=settings.max_age, max_count=settings.max_count)
+    emulator: Emulator | None = None
+    source: SqsSource | None = None
+    runner: web.AppRunner | None = None
+    try:
+        info = RelayInfo(name=settings.name, mode="ingest", bus="", region="")
+        if settings.source:
+            emulator, source, info = await _start_source(settings)
+        relay = Relay(
+            store,
+            info,
+            tokens=settings.tokens,
+            ingest=settings.ingest,
+            max_message=settings.max_message,
+            health=_health(source),
+        )
+        runner = web.AppRunner(relay.app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, settings.host, settings.port, ssl_context=ssl_context)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}",
+                hint="another relay may be running there; pick another --port (0 = any free one)",
+            ) from exc
+        port = _bound_port(runner, settings.port)
+        scheme = "https" if ssl_context else "http"
+        host = f"[{settings.host}]" if ":" in settings.host else settings.host
+        url = f"{scheme}://{host}:{port}"
+        tasks = [asyncio.create_task(_sweep(store, settings.sweep_interval))]
+        if source is not None:
+            tasks.append(asyncio.create_task(_poll(source, relay)))
+    except BaseException:
+        if runner is not None:
+            await runner.cleanup()
+        store.close()
+        if emulator is not None:
+            await asyncio.to_thread(emulator.stop)
+        raise
+    return RunningRelay(relay, url, info, db_path, runner, tasks, source, emulator)
+
+
+async def _start_source(
+    settings: RelaySettings,
+) -> tuple[Emulator | None, SqsSource, RelayInfo]:
+    from hookcli.sources.eventbridge import AwsSettings, provision
+    from hookcli.sources.sqs import SqsSource
+
+    emulator: Emulator | None = None
+    if settings.local:
+        from hookcli.sources.emulator import start_emulator
+
+        emulator = await asyncio.to_thread(start_emulator)
+        aws = emulator.settings(relay_name=settings.name)
+    else:
+        assert settings.bus is not None
+        aws = AwsSettings(
+            bus=settings.bus,
+            region=settings.region,
+            profile=settings.profile,
+            relay_name=settings.name,
+        )
+    try:
+        provisioned = await asyncio.to_thread(provision, aws)
+    except BaseException:
+        if emulator is not None:
+            await asyncio.to_thread(emulator.stop)
+        raise
+    source = SqsSource(aws, provisioned)
+    info = RelayInfo(
+        name=settings.name,
+        mode="local" if settings.local else "aws",
+        bus=provisioned.bus,
+        region=provisioned.region,
+        account=provisioned.account,
+        queue_url=provisioned.queue_url,
+        endpoint_url=emulator.endpoint_url if emulator else "",
+    )
+    return emulator, source, info
+
+
+def _health(source: SqsSource | None) -> Callable[[], str | None]:
+    def check() -> str | None:
+        if source is None:
+            return None
+        from hookcli.sources.sqs import SourceState
+
+        if source.state is SourceState.POLLING:
+            return None
+        reason = f"source is {source.state.name.lower()}"
+        return f"{reason}: {source.last_error}" if source.last_error else reason
+
+    return check
+
+
+async def _poll(source: SqsSource, relay: Relay) -> None:
+    async def commit(events: list) -> None:  # type: ignore[type-arg]
+        await relay.commit(events)
+
+    try:
+        await source.run(commit)
+    except HookError:
+        log.exception("the event source stopped")
+        raise
+    except Exception as exc:
+        log.exception("the event source crashed")
+        raise SourceError(f"the event source stopped: {exc}") from exc
+
+
+async def _sweep(store: Store, interval: float) -> None:
+    """Apply retention now and then; a failed sweep is logged, never fatal."""
+    while True:
+        try:
+            removed = store.sweep(time.time())
+            if removed:
+                log.info("retention removed %d events", removed)
+        except HookError as exc:
+            log.warning("retention sweep failed: %s", exc.message)
+        await asyncio.sleep(interval)
+
+
+def _bound_port(runner: web.AppRunner, asked: int) -> int:
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    return asked
+
+
+def load_tokens(path: Path) -> dict[str, str]:
+    """Parse a ``name:token`` file (``#`` comments, blank lines ok) into token -> name."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the tokens file {path}: {exc.strerror or exc}") from exc
+    tokens: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, token = line.partition(":")
+        name, token = name.strip(), token.strip()
+        if not sep or not name or not token:
+            raise ConfigError(f"{path} line {number}: expected name:token")
+        if len(token) < 16:
+            raise ConfigError(
+                f"{path} line {number}: the token for {name!r} is shorter than 16 characters",
+                hint="generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",
+            )
+        if token in tokens:
+            raise ConfigError(f"{path} line {number}: that token is already given to another name")
+        tokens[token] = name
+    if not tokens:
+        raise ConfigError(f"the tokens file {path} has no name:token lines")
+    return tokens
+
+
+def banner(running: RunningRelay, settings: RelaySettings) -> list[str]:
+    """What ``hook relay serve`` prints once it is up (never a token)."""
+    info = running.info
+    lines = [f"hook relay {info.name!r} listening on {running.url}"]
+    if info.mode == "local":
+        lines.append(
+            f"  source   emulated EventBridge bus {info.bus!r} (moto at {info.endpoint_url}), "
+            f"queue {info.queue_url}"
+        )
+    elif info.mode == "aws":
+        lines.append(f"  source   account {info.account}, region {info.region}, bus {info.bus!r}")
+        lines.append(f"  queue    {info.queue_url}")
+    else:
+        lines.append("  source   none (ingest only)")
+    lines.append(f"  ingest   POST {running.url}/v1/ingest/<channel>")
+    auth = f"{len(settings.tokens)} token(s)" if settings.tokens else "none (loopback only)"
+    lines.append(f"  auth     {auth}")
+    lines.append(f"  store    {running.db_path}")
+    return lines

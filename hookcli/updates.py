@@ -1,0 +1,114 @@
+"""Typed updates that listen, tail and replay emit; ``cli/render.py`` alone turns them into output.
+
+Core module: plain frozen dataclasses, no I/O. Each has a ``kind`` that is also the ``type`` of
+its ``--json`` line, so the JSON output contract is this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Literal
+
+from hookcli.events import Event
+from hookcli.targets import Outcome
+
+
+class ConnectionState(Enum):
+    """Where the listener's connection to the relay stands."""
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """Subscribed: events follow. Emitted after every (re)subscription."""
+
+    relay: str
+    relay_name: str
+    listener: str
+    pattern: dict[str, Any]
+    target: str
+    start: int
+    head: int
+    resumed: bool
+    reconnect: bool = False
+    kind: Literal["ready"] = "ready"
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """An event arrived from the relay (for tail: the whole output)."""
+
+    seq: int
+    event: Event
+    kind: Literal["event"] = "event"
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """An attempt failed and another will follow after ``delay`` seconds."""
+
+    seq: int
+    event: Event
+    attempt: int
+    outcome: Outcome
+    delay: float
+    kind: Literal["retry"] = "retry"
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """The final result of handing one event to the target (delivered or failed)."""
+
+    seq: int
+    event: Event
+    outcome: Outcome
+    attempts: int
+    duplicate: bool = False
+    kind: Literal["result"] = "result"
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """The connection changed state; ``error`` says why when it dropped."""
+
+    state: ConnectionState
+    error: str | None = None
+    retry_in: float | None = None
+    kind: Literal["state"] = "state"
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something the user should know that is not an event (reload, embedded relay, probe)."""
+
+    message: str
+    level: Literal["info", "warning"] = "info"
+    kind: Literal["notice"] = "notice"
+
+
+@dataclass(frozen=True, slots=True)
+class Caught:
+    """Every stored event up to ``seq`` was sent; what follows is live."""
+
+    seq: int
+    kind: Literal["live"] = "live"
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    """Running totals for the status line and the final summary."""
+
+    received: int = 0
+    delivered: int = 0
+    failed: int = 0
+    retrying: int = 0
+    duplicates: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+Update = Ready | Received | Retry | Delivered | State | Notice | Caught
