@@ -1,0 +1,1679 @@
+"""EventBridge event patterns: validate, compile and match them with AWS's exact semantics.
+
+The reference for every rule here is ``shared/EVENTBRIDGE-PATTERNS.md``; comments cite its
+sections (``§7``). The engine is a pure function of its inputs: no I/O, stdlib only.
+
+    compile_pattern(text_or_mapping) -> Pattern        validate like EventBridge, then compile
+    Pattern.matches(event) -> bool                      one pattern, one event
+    PatternSet.matches(event) -> set[str]               many named patterns, one event, indexed
+    pattern_from_filters(sources, detail_types, pattern) -> dict    AND the CLI filters in
+
+How matching works. A pattern compiles into *sub-rules* (one per ``$or`` combination, §10), each
+a list of *conditions*: a dotted path (§12 dot-joining) plus a predicate over one leaf value
+built once from the value list (§3-§11). A sub-rule matches when every condition is satisfied
+by some leaf at its path (§1.4); when two or more paths reach into arrays, the chosen leaves
+must also come from the same element of every array they share (array consistency, §1.5).
+
+``Pattern.matches`` walks the event only along the pattern's own paths. ``PatternSet`` flattens
+the event once (only the paths its patterns use) and, like aws/event-ruler's state machine,
+finds candidate sub-rules through an index keyed by (path, exact value) and (path, prefix),
+so its cost per event barely grows with the number of patterns (§15).
+
+Deliberate choices where AWS is silent or version-dependent are listed in ``UNCERTAIN``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import math
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from decimal import Decimal
+from typing import Any, NoReturn, TypeAlias
+
+from hookcli.errors import InvalidPatternError
+
+__all__ = [
+    "MAX_OR_COMBINATIONS",
+    "InvalidPatternError",
+    "Pattern",
+    "PatternSet",
+    "UNCERTAIN",
+    "compile_pattern",
+    "pattern_from_filters",
+]
+
+MAX_OR_COMBINATIONS = 1000
+"""§10: EventBridge rejects a pattern whose ``$or`` arrays expand to more sub-rules than this."""
+
+UNCERTAIN = {
+    "exists-false-in-object-arrays": (
+        "§4: exists:false on a field of an array of objects is judged after the other fields "
+        "chose their array elements: false if any element compatible with them has the field."
+    ),
+    "duplicate-or": "§1.7: two `$or` keys in one object: the last one wins, like any key.",
+    "wildcard-complexity": (
+        "§6: AWS's 'Rule is too complex' threshold is unpublished; hook does not enforce it "
+        "(its wildcard matcher is linear, so complex patterns cost nothing locally)."
+    ),
+    "pattern-size": "§13: the 2,048-character limit is an adjustable quota; not enforced.",
+    "numbers": (
+        "§8: numeric comparisons use float64 (event-ruler >= 1.8); operands a float64 cannot "
+        "hold exactly are rejected. Exact values also match by exact integer value."
+    ),
+    "cidr-/32": "§11: /32 and /128 are rejected, as event-ruler does.",
+    "exactly": "§2: event-ruler's undocumented {'exactly': string} operator is accepted.",
+    "invalid-json": "§2.1: invalid JSON reports Python's parser message, not Jackson's.",
+    "ip-literals": (
+        "§3, §11: an address is what event-ruler's regexes accept and Python's ipaddress "
+        "parses (leading zeros rejected); an IPv4-mapped IPv6 address counts as IPv4, as Java's."
+    ),
+    "case-folding": (
+        "§5: equals-ignore-case accepts each character's lower or upper form (Java's rule); "
+        "characters outside the BMP match only themselves."
+    ),
+}
+"""Where AWS behaviour is unspecified or version-dependent, and what hook does (§ refs)."""
+
+_REASON = "Event pattern is not valid. Reason: "
+
+# §10: field names an `$or` alternative may not use (event-ruler Constants).
+_RESERVED_IN_OR = frozenset(
+    {
+        "exactly",
+        "equals-ignore-case",
+        "prefix",
+        "suffix",
+        "anything-but",
+        "exists",
+        "wildcard",
+        "numeric",
+        "cidr",
+        "=",
+        "<",
+        "<=",
+        ">",
+        ">=",
+        "regex",
+        "not-wildcard",
+        "not-equals-ignore-case",
+        "date-after",
+        "date-on-or-after",
+        "date-before",
+        "date-on-or-before",
+        "in-date-range",
+        "ip-address-in-range",
+        "ip-address-not-in-range",
+    }
+)
+
+_SAFE_INT = 2**53  # beyond this an int has no exact float64; §8 compares as float64
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_MISSING: Any = object()
+_END: Any = object()  # "the array ended here", for reason texts that name the next token
+
+Json: TypeAlias = Any
+Pred: TypeAlias = Callable[[Any], bool]
+Membership: TypeAlias = tuple[tuple[int, int], ...]  # (id of array, element index) pairs
+
+
+def _fail(reason: str) -> NoReturn:
+    raise InvalidPatternError(_REASON + reason)
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing: JSON text (last key wins) or a mapping -> a validated tree
+# --------------------------------------------------------------------------------------------
+
+
+class _JsonObject(dict[str, Any]):
+    """A parsed JSON object: last duplicate wins, but every member is kept for validation."""
+
+    __slots__ = ("members",)
+    members: list[tuple[str, Any]]
+
+
+def _object_pairs(pairs: list[tuple[str, Any]]) -> _JsonObject:
+    obj = _JsonObject()
+    for key, value in pairs:
+        # §1.7: the last occurrence wins, at its own position (event-ruler reads a stream).
+        obj.pop(key, None)
+        obj[key] = value
+    obj.members = pairs
+    return obj
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(
+        f"Non-standard token '{name}': enable `JsonReadFeature.ALLOW_NON_NUMERIC_NUMBERS` to allow"
+    )
+
+
+def _parse_text(text: str | bytes) -> Json:
+    try:
+        return json.loads(text, object_pairs_hook=_object_pairs, parse_constant=_reject_constant)
+    except RecursionError:
+        _fail("Pattern is nested too deeply")
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, non-standard constants
+        _fail(str(exc))
+
+
+def _members(obj: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """Every member of a JSON object in document order, duplicates included."""
+    if obj.__class__ is _JsonObject:
+        return obj.members
+    return list(obj.items())
+
+
+def _plain(value: Any) -> Json:
+    """``value`` as plain JSON data (dict, list, str, int, float, bool, None), for ``source``."""
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                _fail(f"Field name {key!r} is not a string")
+            out[str(key)] = _plain(item)
+        return out
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    _fail(f"{type(value).__name__} is not a JSON value")
+
+
+def _is_number(value: Any) -> bool:
+    """A JSON number: never a bool, though Python's bool is an int (§3 "types never cross")."""
+    return value.__class__ is int or value.__class__ is float
+
+
+def _token(value: Any) -> str:
+    """How event-ruler's streaming parser names a token in a reason text."""
+    if value is _END:
+        return "]"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        return "{"
+    if isinstance(value, list):
+        return "["
+    return json.dumps(value)
+
+
+# Matcher kinds of the validated tree; each item is (kind, argument).
+EXACT = "exact"  # str | int | float | bool | None
+EXACTLY = "exactly"  # str, never an IP range
+PREFIX = "prefix"
+PREFIX_EIC = "prefix-eic"
+SUFFIX = "suffix"
+SUFFIX_EIC = "suffix-eic"
+EIC = "equals-ignore-case"
+WILDCARD = "wildcard"  # tuple of literal segments between the stars
+NUMERIC = "numeric"  # (low, low_open, high, high_open), None for an open end
+CIDR = "cidr"  # (version, first, last) as ints
+EXISTS = "exists"  # bool
+NOT_STRINGS = "anything-but"  # frozenset[str]
+NOT_NUMBERS = "anything-but-numbers"  # frozenset[float]
+NOT_PREFIX = "anything-but-prefix"  # tuple[str, ...]
+NOT_SUFFIX = "anything-but-suffix"
+NOT_EIC = "anything-but-eic"
+NOT_WILDCARD = "anything-but-wildcard"  # tuple of segment tuples
+
+_Item: TypeAlias = tuple[str, Any]
+
+
+class _Values:
+    """A validated value list (§2 valueList): the items OR'ed at one path."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: tuple[_Item, ...]) -> None:
+        self.items = items
+
+
+class _Or:
+    """A validated ``$or`` array (§10): its alternatives, each an object at the same level."""
+
+    __slots__ = ("alternatives",)
+
+    def __init__(self, alternatives: tuple[_Object, ...]) -> None:
+        self.alternatives = alternatives
+
+
+class _Object:
+    """A validated pattern object: (key, child) members, last duplicate kept (§1.7)."""
+
+    __slots__ = ("members",)
+
+    def __init__(self, members: tuple[tuple[str, _Object | _Values | _Or], ...]) -> None:
+        self.members = members
+
+
+def _walk_object(obj: Mapping[str, Any], in_or: bool) -> _Object:
+    """Validate one pattern object in document order, as event-ruler's JsonRuleCompiler does."""
+    kept: dict[str, _Object | _Values | _Or] = {}
+    members = _members(obj)
+    for key, value in members:
+        if not isinstance(key, str):
+            _fail(f"Field name {key!r} is not a string")
+        child: _Object | _Values | _Or
+        if key == "$or":
+            child = _walk_or(value)
+        else:
+            if in_or and key in _RESERVED_IN_OR:
+                _fail(f"{key} is Ruler reserved fieldName which cannot be used inside $or.")
+            if isinstance(value, Mapping):
+                child = _walk_object(value, in_or)
+            elif isinstance(value, list | tuple):
+                child = _walk_values(value)
+            else:
+                _fail(f'"{key}" must be an object or an array')
+        kept.pop(key, None)
+        kept[key] = child
+    if not members:
+        _fail("Empty objects are not allowed")
+    return _Object(tuple(kept.items()))
+
+
+def _walk_or(value: Any) -> _Or:
+    """§10: ``$or`` takes an array of at least two objects."""
+    if not isinstance(value, list | tuple):
+        _fail("It must be an Array followed with $or.")
+    alternatives = []
+    for alternative in value:
+        if not isinstance(alternative, Mapping):
+            _fail("Only JSON object is allowed in array of $or relationship.")
+        alternatives.append(_walk_object(alternative, in_or=True))
+    if len(alternatives) < 2:
+        _fail("There must have at least 2 Objects in $or relationship.")
+    return _Or(tuple(alternatives))
+
+
+def _walk_values(items: Sequence[Any]) -> _Values:
+    """§2 valueList: a non-empty array of JSON scalars and matcher objects."""
+    out: list[_Item] = []
+    for item in items:
+        if isinstance(item, Mapping):
+            out.append(_walk_matcher(item))
+        elif item is None or isinstance(item, str | bool) or _is_number(item):
+            out.append((EXACT, item))
+        else:
+            _fail("Match value must be String, number, true, false, or null")
+    if not out:
+        _fail("Empty arrays are not allowed")
+    return _Values(tuple(out))
+
+
+def _single_key(members: list[tuple[str, Any]]) -> None:
+    if len(members) > 1:
+        _fail("Only one key allowed in match expression")
+
+
+def _walk_matcher(obj: Mapping[str, Any]) -> _Item:
+    """One matcher object (§2 matcher), with event-ruler's reason for each mistake (§2.1)."""
+    members = _members(obj)
+    if not members:
+        _fail("Match expression name not found")
+    name, value = members[0]
+    item: _Item
+    if name in (PREFIX, SUFFIX):
+        if isinstance(value, Mapping):
+            item = _walk_affix_ignore_case(name, value)
+        elif isinstance(value, str):
+            item = (name, value)
+        else:
+            _fail(f"{name} match pattern must be a string")
+        _single_key(members)
+    elif name == EIC:
+        if not isinstance(value, str):
+            _fail("equals-ignore-case match pattern must be a string")
+        _single_key(members)
+        item = (EIC, value)
+    elif name == WILDCARD:
+        if not isinstance(value, str):
+            _fail("wildcard match pattern must be a string")
+        item = (WILDCARD, _parse_wildcard(value))
+        _single_key(members)
+    elif name == "anything-but":
+        item = _walk_anything_but(value)
+        if len(members) > 1:
+            _fail("Too many elements in numeric expression")  # sic, §2.1
+    elif name == NUMERIC:
+        if not isinstance(value, list | tuple):
+            _fail("Value of numeric must be an array.")
+        item = (NUMERIC, _walk_numeric(value))
+        if len(members) > 1:
+            _fail("Too many elements in numeric expression")
+    elif name == EXISTS:
+        if value is not True and value is not False:
+            _fail("exists match pattern must be either true or false.")
+        _single_key(members)
+        item = (EXISTS, value)
+    elif name == CIDR:
+        if not isinstance(value, str):
+            _fail("prefix match pattern must be a string")  # sic, §2.1
+        item = (CIDR, _parse_cidr(value))
+        _single_key(members)
+    elif name == EXACTLY:
+        if not isinstance(value, str):
+            _fail("exact match pattern must be a string")
+        _single_key(members)
+        item = (EXACTLY, value)
+    else:
+        _fail(f"Unrecognized match type {name}")
+    return item
+
+
+def _walk_affix_ignore_case(name: str, obj: Mapping[str, Any]) -> _Item:
+    """§5: ``{"prefix": {"equals-ignore-case": "s"}}`` and the suffix twin."""
+    members = _members(obj)
+    if not members:
+        _fail(f"{name.capitalize()} expression name not found")
+    op, value = members[0]
+    if op != EIC:
+        _fail(f"Unsupported {name} pattern: {op}")
+    if not isinstance(value, str):
+        _fail("equals-ignore-case match pattern must be a string")
+    _single_key(members)
+    return (PREFIX_EIC if name == PREFIX else SUFFIX_EIC, value)
+
+
+_NOT_KINDS = {
+    EIC: NOT_EIC,
+    PREFIX: NOT_PREFIX,
+    SUFFIX: NOT_SUFFIX,
+    WILDCARD: NOT_WILDCARD,
+}
+
+
+def _walk_anything_but(value: Any) -> _Item:
+    """§7: the forms of anything-but, validated in event-ruler's order."""
+    kind: str | None = None
+    inner_members = 0
+    if isinstance(value, Mapping):
+        members = _members(value)
+        if not members:
+            _fail("Anything-But expression name not found")
+        op, value = members[0]
+        kind = _NOT_KINDS.get(op)
+        if kind is None:
+            _fail(f"Unsupported anything-but pattern: {op}")
+        inner_members = len(members)
+    if not (isinstance(value, str | list | tuple) or _is_number(value)):
+        _fail("Value of anything-but must be an array or single string/number value.")
+    values = list(value) if isinstance(value, list | tuple) else [value]
+    item: _Item
+    if kind is None:
+        item = _anything_but_values(values, is_list=isinstance(value, list | tuple))
+    else:
+        item = _anything_but_set(kind, values)
+    if inner_members > 1:
+        _fail("Too many elements in numeric expression")  # sic, §2.1
+    return item
+
+
+def _anything_but_values(values: list[Any], is_list: bool) -> _Item:
+    """§7: plain anything-but: all strings or all numbers, never null or booleans."""
+    strings: set[str] = set()
+    numbers: set[float] = set()
+    for value in values:
+        if isinstance(value, str):
+            strings.add(value)
+        elif _is_number(value):
+            numbers.add(_operand(value))
+        elif is_list:
+            _fail("Inside anything but list, start|null|boolean is not supported.")
+    if bool(strings) == bool(numbers):
+        _fail(
+            "Inside anything but list, either all values are number or string, "
+            "mixed type is not supported"
+        )
+    if strings:
+        return (NOT_STRINGS, frozenset(strings))
+    return (NOT_NUMBERS, frozenset(numbers))
+
+
+def _anything_but_set(kind: str, values: list[Any]) -> _Item:
+    """§7: anything-but prefix / suffix / equals-ignore-case / wildcard, one string or a list."""
+    texts: list[str] = []
+    for value in values:
+        if not isinstance(value, str):
+            if kind == NOT_EIC:
+                _fail(
+                    "Inside anything-but/equals-ignore-case list, "
+                    "number|start|null|boolean is not supported."
+                )
+            if kind == NOT_WILDCARD:
+                _fail("wildcard match pattern must be a string")
+            _fail("prefix/suffix match pattern must be a string")
+        if value == "" and kind in (NOT_PREFIX, NOT_SUFFIX):
+            _fail("Null prefix/suffix not allowed")  # §7: plain prefix "" is fine, this is not
+        texts.append(value)
+    if kind == NOT_WILDCARD:
+        return (kind, tuple(_parse_wildcard(text) for text in texts))
+    return (kind, tuple(texts))
+
+
+def _operand(value: Any) -> float:
+    """§8: a number as float64; operands a float64 cannot hold are rejected."""
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number) or (value.__class__ is int and number != value):
+        _fail(f"Cannot compare number : {_token(value)}")
+    return number
+
+
+_Range: TypeAlias = tuple[float | None, bool, float | None, bool]
+
+
+def _walk_numeric(terms: Sequence[Any]) -> _Range:
+    """§8: ``[op, n]`` or ``[">"|">=", low, "<"|"<=", high]``, with event-ruler's reasons."""
+    first = terms[0] if terms else _END
+    if not isinstance(first, str):
+        _fail(f"Invalid member in numeric match: {_token(first)}")
+    value = terms[1] if len(terms) > 1 else _END
+    if first == "=":
+        if not _is_number(value):
+            _fail("Value of equals must be numeric")
+        if len(terms) > 2:
+            _fail("Too many elements in numeric expression")
+        number = _operand(value)
+        return (number, False, number, False)
+    if first in ("<", "<="):
+        if not _is_number(value):
+            _fail(f"Value of {first} must be numeric")
+        if len(terms) > 2:
+            _fail("Too many elements in numeric expression")
+        return (None, False, _operand(value), first == "<")
+    if first not in (">", ">="):
+        _fail(f"Unrecognized numeric range operator: {first}")
+    if not _is_number(value):
+        _fail(f"Value of {first} must be numeric")
+    if len(terms) == 2:
+        return (_operand(value), first == ">", None, False)
+    second = terms[2]
+    if not isinstance(second, str):
+        _fail(f"Bad value in numeric range: {_token(second)}")
+    if second not in ("<", "<="):
+        _fail(f"Bad numeric range operator: {second}")
+    top = terms[3] if len(terms) > 3 else _END
+    if not _is_number(top):
+        _fail(f"Value of {second} must be numeric")
+    if len(terms) > 4:
+        _fail("Too many terms in numeric range expression")
+    low, high = _operand(value), _operand(top)
+    if not low < high:
+        _fail("Bottom must be less than top")  # §8: equal bounds are invalid too
+    return (low, first == ">", high, second == "<")
+
+
+def _parse_wildcard(text: str) -> tuple[str, ...]:
+    """§6: split a wildcard at its unescaped ``*`` into literal segments, validating escapes.
+
+    Positions in reasons are 1-based UTF-8 byte offsets, as event-ruler reports them.
+    """
+    segments: list[str] = []
+    current: list[str] = []
+    offset = 0
+    i = 0
+    n = len(text)
+    while i < n:
+        char = text[i]
+        if char == "*":
+            if i + 1 < n and text[i + 1] == "*":
+                _fail(f"Consecutive wildcard characters at pos {offset + 1}")
+            segments.append("".join(current))
+            current = []
+        elif char == "\\":
+            if i + 1 < n and text[i + 1] in "*\\":
+                current.append(text[i + 1])
+                i += 2
+                offset += 2
+                continue
+            _fail(f"Invalid escape character at pos {offset + 1}")
+        else:
+            current.append(char)
+        offset += len(char.encode("utf-8", "surrogatepass"))
+        i += 1
+    segments.append("".join(current))
+    return tuple(segments)
+
+
+# §11: what event-ruler treats as an address literal before parsing it (Constants.IPv*_REGEX).
+_IPV4_SHAPE = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+")
+_IPV6_SHAPE = re.compile(r"[0-9a-fA-F:]*:[0-9a-fA-F:]*")
+_MASK = re.compile(r"[+-]?[0-9]+")
+_OCTET = r"(0|[1-9][0-9]?|1[0-9][0-9]|2[0-4][0-9]|25[0-5])"  # no leading zeros, as Python's
+_IPV4 = re.compile(r"\.".join([_OCTET] * 4))
+
+
+def _parse_ip(text: str) -> tuple[int, int] | None:
+    """An IP address literal as (version, integer), or None (§11: hostnames never match)."""
+    quad = _IPV4.fullmatch(text)
+    if quad is not None:
+        a, b, c, d = quad.groups()
+        return (4, int(a) << 24 | int(b) << 16 | int(c) << 8 | int(d))
+    if _IPV6_SHAPE.fullmatch(text):
+        try:
+            address = ipaddress.IPv6Address(text)
+        except ValueError:
+            return None
+        mapped = address.ipv4_mapped
+        if mapped is not None:  # Java's InetAddress turns ::ffff:a.b.c.d into IPv4
+            return (4, int(mapped))
+        return (6, int(address))
+    return None
+
+
+def _parse_cidr(text: str) -> tuple[int, int, int]:
+    """§11: ``ip/mask`` as (version, first, last); host bits are masked off."""
+    parts = text.split("/")
+    while parts and parts[-1] == "":  # Java's String.split drops trailing empty strings
+        parts.pop()
+    if len(parts) != 2:
+        _fail("Malformed CIDR, one '/' required")
+    address, mask = parts
+    if not _MASK.fullmatch(mask) or not -(2**31) <= int(mask) < 2**31:
+        _fail("Malformed CIDR, mask bits must be an integer")
+    bits = int(mask)
+    if bits < 0:
+        _fail("Malformed CIDR, mask bits must not be negative")
+    if not (_IPV4_SHAPE.fullmatch(address) or _IPV6_SHAPE.fullmatch(address)):
+        _fail(f"Nonstandard IP address: {address}")
+    parsed = _parse_ip(address)
+    if parsed is None:
+        _fail(f"Invalid IP address: {address}")
+    version, value = parsed
+    width = 32 if version == 4 else 128
+    if bits >= width:
+        _fail(f"IPv{version} mask bits must be < {width}")
+    host = (1 << (width - bits)) - 1
+    first = value & ~host
+    return (version, first, first | host)
+
+
+def _count_rules(node: _Object) -> int:
+    """§10: how many sub-rules ``$or`` expands into (capped just past the limit)."""
+    total = 1
+    for _, child in node.members:
+        if isinstance(child, _Or):
+            factor = sum(_count_rules(alternative) for alternative in child.alternatives)
+        elif isinstance(child, _Object):
+            factor = _count_rules(child)
+        else:
+            factor = 1
+        total = min(total * factor, MAX_OR_COMBINATIONS + 1)
+    return total
+
+
+# --------------------------------------------------------------------------------------------
+# Expansion: the validated tree -> sub-rules (path -> value list), as JsonRuleCompiler does
+# --------------------------------------------------------------------------------------------
+
+
+def _expand(
+    node: _Object, prefix: str, rules: list[dict[str, _Values]]
+) -> list[dict[str, _Values]]:
+    for key, child in node.members:
+        if isinstance(child, _Or):
+            # §10: (fields so far) x (alt1 | alt2 | ...), each alternative at this same level.
+            base = rules or [{}]
+            expanded: list[dict[str, _Values]] = []
+            for alternative in child.alternatives:
+                expanded.extend(_expand(alternative, prefix, [dict(rule) for rule in base]))
+            rules = expanded
+        elif isinstance(child, _Object):
+            rules = _expand(child, prefix + key + ".", rules)
+        else:
+            if not rules:
+                rules = [{}]
+            path = prefix + key  # §12: paths are keys joined with "."
+            for rule in rules:
+                rule.pop(path, None)  # §1.7 / §12: a later value list for the same path wins
+                rule[path] = child
+    return rules
+
+
+# --------------------------------------------------------------------------------------------
+# Predicates: one value list -> one function of a leaf value
+# --------------------------------------------------------------------------------------------
+
+
+def _always(value: Any) -> bool:
+    return True
+
+
+def _never(value: Any) -> bool:
+    return False
+
+
+def _any_of(tests: list[Pred]) -> Pred:
+    if not tests:
+        return _never
+    if len(tests) == 1:
+        return tests[0]
+    if len(tests) == 2:
+        first, second = tests
+        return lambda value: first(value) or second(value)
+    frozen = tuple(tests)
+
+    def any_test(value: Any) -> bool:
+        for test in frozen:
+            if test(value):
+                return True
+        return False
+
+    return any_test
+
+
+def _case_forms(char: str) -> set[str]:
+    """§5: event-ruler accepts a pattern character's lower or upper form (Locale.ROOT)."""
+    if ord(char) > 0xFFFF:
+        return {char}  # Java sees two surrogates, which have no case
+    return {char.lower(), char.upper()}
+
+
+def _ignore_case_regex(text: str) -> str:
+    parts = []
+    for char in text:
+        forms = sorted(_case_forms(char), key=len, reverse=True)
+        parts.append("(?:" + "|".join(re.escape(form) for form in forms) + ")")
+    return "".join(parts)
+
+
+def _equals_ignore_case(text: str) -> Pred:
+    """§5: whole-value case-insensitive equality on strings."""
+    if text.isascii():
+        folded, size = text.lower(), len(text)
+        return lambda value: len(value) == size and value.isascii() and value.lower() == folded
+    return re.compile(_ignore_case_regex(text), re.DOTALL).fullmatch  # type: ignore[return-value]
+
+
+def _prefix_ignore_case(text: str) -> Pred:
+    """§5: case-insensitive prefix; ``""`` matches every string."""
+    if text.isascii():
+        folded, size = text.lower(), len(text)
+
+        def prefix(value: str) -> bool:
+            head = value[:size]
+            return len(head) == size and head.isascii() and head.lower() == folded
+
+        return prefix
+    return re.compile(_ignore_case_regex(text), re.DOTALL).match  # type: ignore[return-value]
+
+
+def _suffix_ignore_case(text: str) -> Pred:
+    """§5: case-insensitive suffix; ``""`` matches every string."""
+    if not text:
+        return _always
+    if text.isascii():
+        folded, size = text.lower(), len(text)
+
+        def suffix(value: str) -> bool:
+            tail = value[-size:]
+            return len(tail) == size and tail.isascii() and tail.lower() == folded
+
+        return suffix
+    return re.compile("(?:" + _ignore_case_regex(text) + r")\Z", re.DOTALL).search  # type: ignore[return-value]
+
+
+def _wildcard(segments: tuple[str, ...]) -> Pred:
+    """§6: ``*`` matches any run of characters (``/`` too); anchored at both ends.
+
+    Greedy leftmost search of the middle segments is exact for star-only globs and linear,
+    so no pattern can make matching backtrack (a regex ``.*a.*a.*`` could).
+    """
+    if len(segments) == 1:
+        literal = segments[0]
+        return lambda value: value == literal
+    head, middle, tail = segments[0], segments[1:-1], segments[-1]
+    floor = len(head) + len(tail)
+
+    def wildcard(value: str) -> bool:
+        if len(value) < floor or not value.startswith(head) or not value.endswith(tail):
+            return False
+        position, end = len(head), len(value) - len(tail)
+        for segment in middle:
+            found = value.find(segment, position, end)
+            if found < 0:
+                return False
+            position = found + len(segment)
+        return True
+
+    return wildcard
+
+
+def _in_ranges(ranges: list[tuple[int, int, int]]) -> Pred:
+    """§11: string values that parse as an address inside any of the ranges (inclusive)."""
+    frozen = tuple(ranges)
+
+    def cidr(value: str) -> bool:
+        parsed = _parse_ip(value)
+        if parsed is None:
+            return False
+        version, number = parsed
+        for family, first, last in frozen:
+            if family == version and first <= number <= last:
+                return True
+        return False
+
+    return cidr
+
+
+def _as_float(value: int | float) -> float:
+    """An event number as float64 (§8); huge integers become infinities."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
+def _range_test(low: float | None, low_open: bool, high: float | None, high_open: bool) -> Pred:
+    """§8: one numeric range over a JSON number already taken as float64."""
+    if high is None:
+        assert low is not None
+        return (lambda v: v > low) if low_open else (lambda v: v >= low)
+    if low is None:
+        return (lambda v: v < high) if high_open else (lambda v: v <= high)
+    if low_open:
+        return (lambda v: low < v < high) if high_open else (lambda v: low < v <= high)
+    return (lambda v: low <= v < high) if high_open else (lambda v: low <= v <= high)
+
+
+def _number_test(
+    exact: frozenset[int | float],
+    ranges: list[_Range],
+    excluded: list[frozenset[float]],
+) -> Pred:
+    """§3/§7/§8 for a JSON number (never a bool): exact value, ranges, anything-but numbers."""
+    if not exact and not excluded and len(ranges) == 1:
+        in_range = _range_test(*ranges[0])
+
+        def one_range(value: int | float) -> bool:
+            if value.__class__ is int and not -_SAFE_INT <= value <= _SAFE_INT:
+                value = _as_float(value)
+            return in_range(value)
+
+        return one_range
+    representable = frozenset(x for x in exact if math.isfinite(x) and float(x) == x)
+    frozen_ranges = tuple(ranges)
+    frozen_excluded = tuple(excluded)
+
+    def number(value: int | float) -> bool:
+        if value in exact:  # exact value (§3: 300 == 300.0; big integers by exact value)
+            return True
+        if value.__class__ is int and not -_SAFE_INT <= value <= _SAFE_INT:
+            value = _as_float(value)
+            if value in representable:  # §3 numeric equality, as float64
+                return True
+        for low, low_open, high, high_open in frozen_ranges:
+            if low is not None and (value <= low if low_open else value < low):
+                continue
+            if high is not None and (value >= high if high_open else value > high):
+                continue
+            return True
+        for numbers in frozen_excluded:  # §7: numeric exclusions exclude equal numbers only
+            if value not in numbers:
+                return True
+        return False
+
+    return number
+
+
+class _Condition:
+    """One path of a sub-rule: a predicate over its leaves, plus ``exists:false`` (§1.4, §9)."""
+
+    __slots__ = ("path", "nav", "pred", "allow_absent", "exact_keys", "prefixes", "rank")
+
+    def __init__(self, path: str, values: _Values) -> None:
+        self.path = path
+        self.nav = _navigator(path)
+        compiled = _compile_values(values.items)
+        self.pred: Pred = compiled.pred
+        self.allow_absent = compiled.allow_absent
+        # Set when the value list is only exact values and prefixes: PatternSet may anchor here.
+        self.exact_keys: tuple[Any, ...] | None = compiled.exact_keys
+        self.prefixes: tuple[str, ...] = compiled.prefixes
+        self.rank = 0 if self.exact_keys is not None else 1
+
+
+class _Compiled:
+    """What one value list compiles to."""
+
+    __slots__ = ("pred", "allow_absent", "exact_keys", "prefixes")
+
+    def __init__(
+        self,
+        pred: Pred,
+        allow_absent: bool,
+        exact_keys: tuple[Any, ...] | None,
+        prefixes: tuple[str, ...],
+    ) -> None:
+        self.pred = pred
+        self.allow_absent = allow_absent
+        self.exact_keys = exact_keys
+        self.prefixes = prefixes
+
+
+def _compile_values(items: tuple[_Item, ...]) -> _Compiled:
+    """One value list (§1.4: its items OR'ed) -> one predicate over a leaf of any JSON type."""
+    strings: set[str] = set()
+    addresses: set[tuple[int, int]] = set()
+    numbers: set[int | float] = set()
+    true_ok = false_ok = null_ok = False
+    prefixes: list[str] = []
+    suffixes: list[str] = []
+    string_tests: list[Pred] = []
+    cidrs: list[tuple[int, int, int]] = []
+    ranges: list[_Range] = []
+    excluded_numbers: list[frozenset[float]] = []
+    strings_pass = numbers_pass = any_value = allow_absent = False
+    indexable = True  # only exact values and prefixes so far
+    for kind, arg in items:
+        if kind == EXACT:
+            if isinstance(arg, str):
+                strings.add(arg)
+                address = _parse_ip(arg)
+                if address is not None:
+                    # §3 quirk: an address literal matches other spellings of the address.
+                    addresses.add(address)
+                    indexable = False
+            elif arg is True:
+                true_ok = True
+            elif arg is False:
+                false_ok = True
+            elif arg is None:
+                null_ok = True  # §3: null matches only null
+            else:
+                numbers.add(arg)
+        elif kind == PREFIX:
+            prefixes.append(arg)
+        elif kind == WILDCARD and len(arg) == 1:
+            strings.add(arg[0])  # §6: no star is plain equality (no address quirk)
+        elif kind == WILDCARD and len(arg) == 2 and arg[1] == "":
+            prefixes.append(arg[0])  # "abc*" is a prefix
+        else:
+            indexable = False
+            if kind == EXACTLY:
+                strings.add(arg)
+            elif kind == SUFFIX:
+                suffixes.append(arg)
+            elif kind == EIC:
+                string_tests.append(_equals_ignore_case(arg))
+            elif kind == PREFIX_EIC:
+                string_tests.append(_prefix_ignore_case(arg))
+            elif kind == SUFFIX_EIC:
+                string_tests.append(_suffix_ignore_case(arg))
+            elif kind == WILDCARD:
+                string_tests.append(_wildcard(arg))
+            elif kind == CIDR:
+                cidrs.append(arg)
+            elif kind == NUMERIC:
+                ranges.append(arg)
+            elif kind == EXISTS:
+                if arg:
+                    any_value = True  # §9: any leaf, null and "" included
+                else:
+                    allow_absent = True
+            else:
+                # §7 anything-but: null and booleans always pass; strings pass numeric
+                # exclusions and numbers pass string-shaped ones.
+                true_ok = false_ok = null_ok = True
+                if kind == NOT_NUMBERS:
+                    strings_pass = True
+                    excluded_numbers.append(arg)
+                else:
+                    numbers_pass = True
+                    string_tests.append(_not_string(kind, arg))
+    if cidrs:
+        string_tests.append(_in_ranges(cidrs))
+    if addresses:
+        string_tests.append(_is_address(frozenset(addresses)))
+    exact_keys: tuple[Any, ...] | None = None
+    if indexable and not allow_absent:
+        keys: list[Any] = [*strings, *numbers]
+        keys += [key for key, ok in ((_TRUE, true_ok), (_FALSE, false_ok), (None, null_ok)) if ok]
+        exact_keys = tuple(keys)
+    if any_value:
+        return _Compiled(_always, allow_absent, None, ())
+    kept_prefixes = tuple(prefixes) if exact_keys is not None else ()
+    if not (numbers or ranges or excluded_numbers or true_ok or false_ok or null_ok):
+        if not (prefixes or suffixes or string_tests):
+            # Only exact strings: a str never equals a non-str, so membership is exact as is.
+            return _Compiled(frozenset(strings).__contains__, allow_absent, exact_keys, ())
+        if not (strings or suffixes or string_tests):
+            starts = tuple(prefixes)
+            return _Compiled(
+                lambda value: value.__class__ is str and value.startswith(starts),
+                allow_absent,
+                exact_keys,
+                kept_prefixes,
+            )
+    pred = _leaf_test(
+        string=_always
+        if strings_pass
+        else _string_test(frozenset(strings), tuple(prefixes), tuple(suffixes), string_tests),
+        number=_always
+        if numbers_pass
+        else _number_test(frozenset(numbers), ranges, excluded_numbers)
+        if numbers or ranges or excluded_numbers
+        else None,
+        true_ok=true_ok,
+        false_ok=false_ok,
+        null_ok=null_ok,
+    )
+    return _Compiled(pred, allow_absent, exact_keys, kept_prefixes)
+
+
+def _not_string(kind: str, arg: Any) -> Pred:
+    """§7: the string test of anything-but strings / prefix / suffix / ignore-case / wildcard."""
+    if kind == NOT_STRINGS:
+        excluded: frozenset[str] = arg
+        return lambda value: value not in excluded
+    if kind == NOT_PREFIX:
+        prefixes: tuple[str, ...] = arg
+        return lambda value: not value.startswith(prefixes)
+    if kind == NOT_SUFFIX:
+        suffixes: tuple[str, ...] = arg
+        return lambda value: not value.endswith(suffixes)
+    if kind == NOT_EIC:
+        folded = _any_of([_equals_ignore_case(text) for text in arg])
+        return lambda value: not folded(value)
+    globbed = _any_of([_wildcard(segments) for segments in arg])  # NOT_WILDCARD
+    return lambda value: not globbed(value)
+
+
+def _is_address(addresses: frozenset[tuple[int, int]]) -> Pred:
+    return lambda value: _parse_ip(value) in addresses
+
+
+def _string_test(
+    strings: frozenset[str],
+    prefixes: tuple[str, ...],
+    suffixes: tuple[str, ...],
+    others: list[Pred],
+) -> Pred:
+    tests: list[Pred] = []
+    if strings:
+        tests.append(strings.__contains__)
+    if prefixes:
+        tests.append(lambda value: value.startswith(prefixes))
+    if suffixes:
+        tests.append(lambda value: value.endswith(suffixes))
+    return _any_of(tests + others)
+
+
+def _leaf_test(
+    string: Pred, number: Pred | None, *, true_ok: bool, false_ok: bool, null_ok: bool
+) -> Pred:
+    """One predicate over any JSON leaf: dispatch on its type, never letting bool be an int."""
+    if number is None and not (true_ok or false_ok or null_ok):
+        return lambda value: value.__class__ is str and string(value)
+    number_test = number or _never
+
+    def leaf(value: Any) -> bool:
+        kind = value.__class__
+        if kind is str:
+            return string(value)
+        if kind is int or kind is float:
+            return number_test(value)
+        if kind is bool:
+            return true_ok if value else false_ok
+        if value is None:
+            return null_ok
+        return False
+
+    return leaf
+
+
+class _BoolKey:
+    """Index key for a boolean: ``True`` itself would collide with ``1`` in a dict (§3)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+_TRUE = _BoolKey("true")
+_FALSE = _BoolKey("false")
+
+
+# --------------------------------------------------------------------------------------------
+# Navigation: the leaves of an event at one dotted path
+# --------------------------------------------------------------------------------------------
+
+
+class _Leaves:
+    """Leaves reached through arrays: values plus the array element each one sits in (§1.5)."""
+
+    __slots__ = ("vals", "mems")
+
+    def __init__(self, vals: list[Any], mems: list[Membership]) -> None:
+        self.vals = vals
+        self.mems = mems
+
+
+_NO_LEAVES: tuple[Any, ...] = ()
+Found: TypeAlias = "tuple[Any, ...] | _Leaves"
+_Step: TypeAlias = tuple[tuple[str, int], ...]
+
+
+def _navigator(path: str) -> Callable[[Mapping[str, Any]], Found]:
+    """A function returning the leaves at ``path``, fast when no arrays or dotted keys occur.
+
+    §12: the path "a.b.c" is reached through keys a/b/c, but also "a.b"/c, a/"b.c" and "a.b.c";
+    the fast paths check that no such dotted key exists before trusting the plain walk.
+    """
+    segments = path.split(".")
+    n = len(segments)
+    steps: tuple[_Step, ...] = tuple(
+        tuple((".".join(segments[i : j + 1]), j + 1) for j in range(i, n)) for i in range(n)
+    )
+
+    def general(event: Mapping[str, Any]) -> Found:
+        vals: list[Any] = []
+        mems: list[Membership] = []
+        _collect(event, steps, 0, n, vals, mems, ())
+        if any(mems):
+            return _Leaves(vals, mems)
+        return tuple(vals)
+
+    scalars = _SCALARS
+    missing = _MISSING
+    if n == 1:
+        key = segments[0]
+
+        def nav1(event: Mapping[str, Any]) -> Found:
+            value = event.get(key, missing)
+            kind = value.__class__
+            if kind in scalars:
+                return (value,)
+            if kind is list:
+                leaves = _scalar_list(value)
+                return leaves if leaves is not None else general(event)
+            if value is missing or kind is dict:
+                return _NO_LEAVES
+            return general(event)
+
+        return nav1
+    if n == 2:
+        first, second = segments
+        dotted = path
+
+        def nav2(event: Mapping[str, Any]) -> Found:
+            node = event.get(first, missing)
+            if node.__class__ is dict:
+                value = node.get(second, missing)
+                kind = value.__class__
+                if kind in scalars:
+                    return general(event) if dotted in event else (value,)
+                if value is missing or kind is dict:
+                    return general(event) if dotted in event else _NO_LEAVES
+                if kind is list and dotted not in event:
+                    leaves = _scalar_list(value)
+                    return leaves if leaves is not None else general(event)
+                return general(event)
+            if node is missing or node.__class__ in scalars:
+                return general(event) if dotted in event else _NO_LEAVES
+            return general(event)
+
+        return nav2
+
+    # Deeper paths: at depth d, keys joining segments d..j (j > d) are the dotted spellings.
+    dotted_keys = tuple(tuple(key for key, _ in steps[d][1:]) for d in range(n - 1))
+    inner = tuple(segments[:-1])
+    last = segments[-1]
+
+    def nav_deep(event: Mapping[str, Any]) -> Found:
+        node: Any = event
+        for depth in range(n - 1):
+            for key in dotted_keys[depth]:
+                if key in node:
+                    return general(event)
+            node = node.get(inner[depth], missing)
+            if node.__class__ is not dict:
+                if node is missing or node.__class__ in scalars:
+                    return _NO_LEAVES
+                return general(event)
+        value = node.get(last, missing)
+        kind = value.__class__
+        if kind in scalars:
+            return (value,)
+        if kind is list:
+            leaves = _scalar_list(value)
+            return leaves if leaves is not None else general(event)
+        if value is missing or kind is dict:
+            return _NO_LEAVES
+        return general(event)
+
+    return nav_deep
+
+
+def _scalar_list(values: list[Any]) -> tuple[Any, ...] | None:
+    """The leaves of an array of scalars reached without crossing another array, else None.
+
+    Only this path draws leaves from such an array, so which element a leaf sits in cannot
+    matter for §1.5 and the leaves need no memberships (an empty array gives no leaves, §4).
+    """
+    for value in values:
+        if value.__class__ not in _SCALARS:
+            return None
+    return tuple(values)
+
+
+def _collect(
+    node: Mapping[str, Any],
+    steps: tuple[_Step, ...],
+    i: int,
+    n: int,
+    vals: list[Any],
+    mems: list[Membership],
+    mem: Membership,
+) -> None:
+    for key, j in steps[i]:
+        child = node.get(key, _MISSING)
+        if child is not _MISSING:
+            _visit(child, steps, j, n, vals, mems, mem)
+
+
+def _visit(
+    child: Any,
+    steps: tuple[_Step, ...],
+    j: int,
+    n: int,
+    vals: list[Any],
+    mems: list[Membership],
+    mem: Membership,
+) -> None:
+    kind = child.__class__
+    if kind in _SCALARS:
+        if j == n:
+            vals.append(child)
+            mems.append(mem)
+    elif isinstance(child, Mapping):
+        if j < n:  # §1.2: an object is never a value itself
+            _collect(child, steps, j, n, vals, mems, mem)
+    elif isinstance(child, list | tuple):
+        # §1.2/§4: arrays are crushed out; each element remembers where it sat (§1.5).
+        array = id(child)
+        for index, element in enumerate(child):
+            _visit(element, steps, j, n, vals, mems, (*mem, (array, index)))
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation
+# --------------------------------------------------------------------------------------------
+
+_Rule: TypeAlias = tuple[_Condition, ...]
+_Pair: TypeAlias = tuple[Sequence[Any], "list[Membership] | None"]
+
+
+def _pair(found: Found) -> _Pair:
+    if isinstance(found, _Leaves):
+        return (found.vals, found.mems)
+    return (found, None)
+
+
+def _match_navigating(rule: _Rule, event: Mapping[str, Any]) -> bool:
+    """Whether one sub-rule matches, walking the event along its paths only."""
+    arrays = 0
+    for condition in rule:
+        found = condition.nav(event)
+        if found.__class__ is tuple:
+            if found:
+                if condition.pred(found[0]):
+                    continue
+                if len(found) > 1 and any(map(condition.pred, found)):
+                    continue
+                return False
+            if condition.allow_absent:
+                continue
+            return False
+        arrays += 1
+        if any(map(condition.pred, found.vals)):  # type: ignore[union-attr]
+            continue
+        if not condition.allow_absent:
+            return False
+        arrays += 1  # absence depends on the elements the other fields pick: full check
+    if arrays < 2:
+        return True
+    return _match_pairs(rule, [_pair(condition.nav(event)) for condition in rule])
+
+
+def _match_pairs(rule: _Rule, leaves: list[_Pair]) -> bool:
+    """Whether one sub-rule matches, given each condition's (values, memberships)."""
+    arrays = 0
+    deferred = False
+    for condition, (vals, mems) in zip(rule, leaves, strict=True):
+        if mems is not None:
+            arrays += 1
+        if vals:
+            if any(map(condition.pred, vals)):
+                continue
+            if condition.allow_absent and mems is not None:
+                deferred = True
+                continue
+            return False
+        if not condition.allow_absent:
+            return False
+    if arrays < 2:
+        return not deferred
+    return _consistent(rule, leaves)
+
+
+def _consistent(rule: _Rule, leaves: list[_Pair]) -> bool:
+    """§1.5 array consistency: pick one leaf per condition, all from compatible elements."""
+    options: list[tuple[list[Membership], list[Membership] | None]] = []
+    for condition, (vals, mems) in zip(rule, leaves, strict=True):
+        all_mems: list[Membership] = mems if mems is not None else [()] * len(vals)
+        matching = [m for v, m in zip(vals, all_mems, strict=True) if condition.pred(v)]
+        options.append((matching, all_mems if condition.allow_absent else None))
+    # Most constrained first; conditions that may be absent last, so absence is judged
+    # against the elements the others chose (see UNCERTAIN["exists-false-in-object-arrays"]).
+    options.sort(key=lambda option: (option[1] is not None, len(option[0])))
+    return _search(options, 0, {})
+
+
+def _compatible(chosen: dict[int, int], mem: Membership) -> bool:
+    for array, index in mem:
+        if chosen.get(array, index) != index:
+            return False
+    return True
+
+
+def _search(
+    options: list[tuple[list[Membership], list[Membership] | None]],
+    i: int,
+    chosen: dict[int, int],
+) -> bool:
+    if i == len(options):
+        return True
+    matching, absent_from = options[i]
+    for mem in matching:
+        if _compatible(chosen, mem):
+            extended = {**chosen, **dict(mem)} if mem else chosen
+            if _search(options, i + 1, extended):
+                return True
+    if absent_from is not None and not any(_compatible(chosen, m) for m in absent_from):
+        return _search(options, i + 1, chosen)  # §9: no leaf here in the chosen elements
+    return False
+
+
+def _compile_matcher(rule: _Rule) -> Callable[[Mapping[str, Any]], bool]:
+    """Generate straight-line Python for one sub-rule's common case: no arrays on its paths.
+
+    The code walks each path with plain dict lookups and tests each leaf inline. Whenever it
+    meets an array of objects, a dotted key (§12) or anything but dicts and scalars, it hands
+    the event to ``_match_navigating``, the general evaluator, so the two always agree. Every
+    constant reaches the code through its namespace: no pattern text is spliced into source.
+    """
+    namespace: dict[str, Any] = {
+        "M": _MISSING,
+        "SC": _SCALARS,
+        "SL": _scalar_list,
+        "SLOW": lambda event: _match_navigating(rule, event),
+    }
+    lines = ["def match(event):"]
+    for i, condition in enumerate(rule):
+        segments = condition.path.split(".")
+        namespace[f"P{i}"] = condition.pred
+        absent = "pass" if condition.allow_absent else "return False"
+        node = "event"
+        indent = "    "
+        closers: list[str] = []
+        for depth, segment in enumerate(segments):
+            # §12: keys joining this segment with later ones reach the same path: rare, slow.
+            for j in range(depth + 1, len(segments)):
+                namespace[f"D{i}_{depth}_{j}"] = ".".join(segments[depth : j + 1])
+                lines.append(f"{indent}if D{i}_{depth}_{j} in {node}: return SLOW(event)")
+            namespace[f"K{i}_{depth}"] = segment
+            child = f"n{depth + 1}"
+            lines.append(f"{indent}{child} = {node}.get(K{i}_{depth}, M)")
+            if depth < len(segments) - 1:
+                lines.append(f"{indent}if {child}.__class__ is dict:")
+                closers.append(indent)
+                indent += "    "
+                node = child
+        leaf = f"n{len(segments)}"
+        pred = condition.pred
+        lines.append(f"{indent}if {leaf}.__class__ in SC:")
+        if pred is _always:
+            lines.append(f"{indent}    pass")
+        elif isinstance(getattr(pred, "__self__", None), frozenset):
+            namespace[f"S{i}"] = pred.__self__  # type: ignore[attr-defined]
+            lines.append(f"{indent}    if {leaf} not in S{i}: return False")
+        else:
+            lines.append(f"{indent}    if not P{i}({leaf}): return False")
+        lines.append(f"{indent}elif {leaf} is M or {leaf}.__class__ is dict:")
+        lines.append(f"{indent}    {absent}")
+        lines.append(f"{indent}elif {leaf}.__class__ is list:")
+        lines.append(f"{indent}    f = SL({leaf})")
+        lines.append(f"{indent}    if f is None: return SLOW(event)")
+        lines.append(f"{indent}    if f:")
+        lines.append(f"{indent}        if not any(map(P{i}, f)): return False")
+        lines.append(f"{indent}    else:")
+        lines.append(f"{indent}        {absent}")
+        lines.append(f"{indent}else: return SLOW(event)")
+        for depth, outer in reversed(list(enumerate(closers))):
+            value = f"n{depth + 1}"
+            lines.append(f"{outer}elif {value} is M or {value}.__class__ in SC:")
+            lines.append(f"{outer}    {absent}")
+            lines.append(f"{outer}else: return SLOW(event)")
+    lines.append("    return True")
+    exec("\n".join(lines), namespace)  # noqa: S102 - constants only, see docstring
+    match: Callable[[Mapping[str, Any]], bool] = namespace["match"]
+    return match
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------------
+
+
+class Pattern:
+    """A compiled EventBridge event pattern. Build one with ``compile_pattern``."""
+
+    __slots__ = ("_source", "_rules", "_match")
+
+    def __init__(self, source: dict[str, Any], rules: tuple[_Rule, ...]) -> None:
+        self._source = source
+        self._rules = rules
+        matchers = tuple(_compile_matcher(rule) for rule in rules)
+        if len(matchers) == 1:
+            self._match = matchers[0]
+        else:
+            self._match = lambda event: any(match(event) for match in matchers)
+
+    @property
+    def source(self) -> dict[str, Any]:
+        """The pattern as plain JSON data (duplicate keys resolved), to send or display."""
+        return self._source
+
+    @property
+    def paths(self) -> frozenset[str]:
+        """Every dotted field path the pattern constrains, across all ``$or`` branches."""
+        return frozenset(condition.path for rule in self._rules for condition in rule)
+
+    def matches(self, event: Mapping[str, Any]) -> bool:
+        """Whether ``event`` (a ``json.loads`` object) matches, with EventBridge's semantics."""
+        return self._match(event)
+
+    def __repr__(self) -> str:
+        return f"Pattern({json.dumps(self._source, separators=(',', ':'))})"
+
+
+def compile_pattern(pattern: Mapping[str, Any] | str, *, allow_empty: bool = False) -> Pattern:
+    """Validate ``pattern`` exactly as EventBridge does and compile it for fast matching.
+
+    ``pattern`` is JSON text (duplicate keys: the last wins, §1.7) or an already-parsed mapping.
+    Raises ``InvalidPatternError`` with EventBridge's message, ``Event pattern is not valid.
+    Reason: ...`` (§2.1). ``{}`` means "match every event" only with ``allow_empty=True``;
+    EventBridge itself rejects it.
+    """
+    try:
+        parsed = _parse_text(pattern) if isinstance(pattern, str | bytes) else pattern
+        if not isinstance(parsed, Mapping):
+            _fail("Filter is not an object")
+        source: dict[str, Any] = _plain(parsed)
+        if not parsed and allow_empty:
+            return Pattern(source, ((),))
+        if parsed.__class__ is not _JsonObject:
+            parsed = source  # validate the normalized copy: tuples, Decimals, subclasses gone
+        tree = _walk_object(parsed, in_or=False)
+        if _count_rules(tree) > MAX_OR_COMBINATIONS:
+            _fail(f"The use of $or results in over {MAX_OR_COMBINATIONS} rule combinations")
+        rules = _expand(tree, "", [])
+    except RecursionError:
+        _fail("Pattern is nested too deeply")
+    return Pattern(source, _compile_rules(rules))
+
+
+def _compile_rules(rules: list[dict[str, _Values]]) -> tuple[_Rule, ...]:
+    conditions: dict[tuple[str, int], _Condition] = {}
+    compiled = []
+    for rule in rules:
+        row = []
+        for path, values in rule.items():
+            key = (path, id(values))  # value lists shared by $or branches compile once
+            condition = conditions.get(key)
+            if condition is None:
+                condition = conditions[key] = _Condition(path, values)
+            row.append(condition)
+        # Cheap, selective checks first; exists:false last so absence is judged in context.
+        row.sort(key=lambda condition: (condition.allow_absent, condition.rank))
+        compiled.append(tuple(row))
+    return tuple(compiled)
+
+
+def pattern_from_filters(
+    sources: Sequence[str],
+    detail_types: Sequence[str],
+    pattern: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """AND the CLI's ``--source`` / ``--detail-type`` filters into a user pattern.
+
+    Each filter becomes a top-level value list (its values OR'ed). A pattern that already
+    constrains the same field, anywhere (``$or`` branches included), is refused: EventBridge
+    cannot AND two value lists on one field, and silently letting one win would match events
+    the user excluded. The result ``{}`` (no filters, no pattern) means "match every event";
+    compile it with ``compile_pattern(result, allow_empty=True)``.
+    """
+    user = compile_pattern(pattern) if pattern is not None else None
+    used = user.paths if user is not None else frozenset()
+    combined: dict[str, Any] = {}
+    for key, values, option in (
+        ("source", sources, "--source"),
+        ("detail-type", detail_types, "--detail-type"),
+    ):
+        listed = [values] if isinstance(values, str) else list(values)
+        if not listed:
+            continue
+        if key in used:
+            raise InvalidPatternError(
+                f'{option} cannot be combined with a pattern that also matches on "{key}"',
+                hint=f'put the "{key}" condition in --pattern only',
+            )
+        combined[key] = listed
+    if user is not None:
+        combined.update(user.source)
+    return combined
+
+
+_Ref: TypeAlias = tuple[str, _Rule]
+
+
+class PatternSet:
+    """Named patterns matched together; per-event cost grows far slower than their number.
+
+    Each sub-rule is filed under one *anchor*: the exact values or prefixes of its most
+    selective condition (§15: event-ruler compiles rules into a machine over field values
+    instead of testing each rule). An event is flattened once, its (path, value) pairs look
+    up candidates, and only those are verified in full. Sub-rules with no exact or prefix
+    condition are always verified. Not thread-safe.
+    """
+
+    def __init__(self) -> None:
+        self._patterns: dict[str, Pattern] = {}
+        self._dirty = False
+        self._wanted: frozenset[str] = frozenset()
+        self._exact: dict[str, dict[Any, list[_Ref]]] = {}
+        self._prefix: dict[str, tuple[dict[str, list[_Ref]], tuple[int, ...]]] = {}
+        self._always: list[_Ref] = []
+
+    def add(self, name: str, pattern: Pattern | Mapping[str, Any] | str) -> None:
+        """Add or replace ``name``; a mapping or text is compiled (``{}`` matches everything)."""
+        if not isinstance(pattern, Pattern):
+            pattern = compile_pattern(pattern, allow_empty=True)
+        self._patterns[name] = pattern
+        self._dirty = True
+
+    def remove(self, name: str) -> None:
+        """Remove ``name``; ``KeyError`` if it is not in the set."""
+        del self._patterns[name]
+        self._dirty = True
+
+    def get(self, name: str) -> Pattern | None:
+        """The pattern added as ``name``, if any."""
+        return self._patterns.get(name)
+
+    def __len__(self) -> int:
+        return len(self._patterns)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._patterns
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._patterns)
+
+    def matches(self, event: Mapping[str, Any]) -> set[str]:
+        """The names of the patterns that ``event`` matches."""
+        if self._dirty:
+            self._rebuild()
+        vals: dict[str, list[Any]] = {}
+        mems: dict[str, list[Membership]] = {}
+        _flatten(event, "", self._wanted, vals, mems, ())
+        candidates: list[_Ref] = []
+        for path, table in self._exact.items():
+            leaves = vals.get(path)
+            if leaves is None:
+                continue
+            for value in leaves:
+                kind = value.__class__
+                bucket = table.get((_TRUE if value else _FALSE) if kind is bool else value)
+                if bucket is not None:
+                    candidates += bucket
+                if kind is int and not -_SAFE_INT <= value <= _SAFE_INT:
+                    bucket = table.get(_as_float(value))  # §3: numeric equality as float64
+                    if bucket is not None:
+                        candidates += bucket
+        for path, (table, lengths) in self._prefix.items():
+            leaves = vals.get(path)
+            if leaves is None:
+                continue
+            for value in leaves:
+                if value.__class__ is str:
+                    for length in lengths:
+                        if length > len(value):
+                            break
+                        bucket = table.get(value[:length])
+                        if bucket is not None:
+                            candidates += bucket
+        candidates += self._always
+        matched: set[str] = set()
+        for name, rule in candidates:
+            if name in matched:
+                continue
+            pairs: list[_Pair] = [(vals.get(c.path, _NO_LEAVES), mems.get(c.path)) for c in rule]
+            if _match_pairs(rule, pairs):
+                matched.add(name)
+        return matched
+
+    def _rebuild(self) -> None:
+        """Re-plan the index: choose each sub-rule's anchor from value frequencies."""
+        refs: list[_Ref] = [(n, rule) for n, p in self._patterns.items() for rule in p._rules]
+        frequency: dict[tuple[str, Any], int] = {}
+        for _, rule in refs:
+            for condition in rule:
+                for key in _anchor_keys(condition):
+                    frequency[key] = frequency.get(key, 0) + 1
+        exact: dict[str, dict[Any, list[_Ref]]] = {}
+        prefix: dict[str, dict[str, list[_Ref]]] = {}
+        always: list[_Ref] = []
+        wanted: set[str] = set()
+        for ref in refs:
+            best: _Condition | None = None
+            best_cost = 0
+            for condition in ref[1]:
+                parts = condition.path.split(".")
+                wanted.update(".".join(parts[: i + 1]) for i in range(len(parts)))
+                if condition.exact_keys is None:
+                    continue
+                cost = sum(frequency[key] for key in _anchor_keys(condition))
+                if best is None or cost < best_cost:
+                    best, best_cost = condition, cost
+            if best is None:
+                always.append(ref)
+                continue
+            assert best.exact_keys is not None
+            for key in best.exact_keys:
+                exact.setdefault(best.path, {}).setdefault(key, []).append(ref)
+            for text in best.prefixes:
+                prefix.setdefault(best.path, {}).setdefault(text, []).append(ref)
+        self._exact = exact
+        self._prefix = {
+            path: (table, tuple(sorted({len(text) for text in table})))
+            for path, table in prefix.items()
+        }
+        self._always = always
+        self._wanted = frozenset(wanted)
+        self._dirty = False
+
+
+def _anchor_keys(condition: _Condition) -> Iterator[tuple[str, Any]]:
+    if condition.exact_keys is None:
+        return
+    for key in condition.exact_keys:
+        yield (condition.path, key)
+    for text in condition.prefixes:
+        yield (condition.path, ("prefix", text))
+
+
+def _flatten(
+    node: Mapping[str, Any],
+    prefix: str,
+    wanted: frozenset[str],
+    vals: dict[str, list[Any]],
+    mems: dict[str, list[Membership]],
+    mem: Membership,
+) -> None:
+    """§1.2: (path, value) pairs of the event, only down paths some pattern uses."""
+    for key, child in node.items():
+        path = prefix + key
+        if path in wanted:
+            _flatten_value(child, path, wanted, vals, mems, mem)
+
+
+def _flatten_value(
+    child: Any,
+    path: str,
+    wanted: frozenset[str],
+    vals: dict[str, list[Any]],
+    mems: dict[str, list[Membership]],
+    mem: Membership,
+) -> None:
+    if child.__class__ in _SCALARS:
+        leaves = vals.get(path)
+        if leaves is None:
+            leaves = vals[path] = []
+        if mem or path in mems:
+            known = mems.get(path)
+            if known is None:
+                known = mems[path] = [()] * len(leaves)
+            known.append(mem)
+        leaves.append(child)
+    elif isinstance(child, Mapping):
+        _flatten(child, path + ".", wanted, vals, mems, mem)
+    elif isinstance(child, list | tuple):
+        array = id(child)
+        for index, element in enumerate(child):
+            _flatten_value(element, path, wanted, vals, mems, (*mem, (array, index)))
