@@ -69,10 +69,11 @@ def _root(
 
 def _register() -> None:
     """Attach every command group; each module keeps its heavy imports inside its commands."""
-    from hookcli.cli import events, listen, pattern, relay, replay
+    from hookcli.cli import events, listen, pattern, relay, replay, send
 
     listen.register(app)
     replay.register(app)
+    send.register(app)
     events.register(app)
     relay.register(app)
     pattern.register(app)

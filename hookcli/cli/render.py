@@ -454,3 +454,42 @@ def render_event_record(record: dict[str, Any], *, as_json: bool) -> None:
         console.print(line, style=style, markup=False)
         if d.get("error"):
             console.print(f"    {d['error']}", style="dim", markup=False)
+
+
+# ------------------------------------------------------------------ hook send
+
+
+def render_sent(target: Any, entries: list[dict[str, Any]], put: Any, *, as_json: bool) -> list[Any]:
+    """Put entries with a progress bar for big files, then list each id or rejection."""
+    json_mode = use_json(as_json)
+    if json_mode or len(entries) <= 50:
+        results: list[Any] = put(target, entries)
+    else:
+        from rich.progress import Progress
+
+        with Progress(transient=True) as progress:
+            task = progress.add_task(f"putting on {target.description}", total=len(entries))
+            results = put(target, entries, lambda done: progress.update(task, completed=done))
+    for result in results:
+        if json_mode:
+            JsonRenderer._write(
+                sys.stdout,
+                {
+                    "type": "sent",
+                    "index": result.index,
+                    "id": result.event_id,
+                    "ok": result.ok,
+                    "error_code": result.error_code,
+                    "error": result.error_message,
+                },
+            )
+        elif result.ok:
+            sys.stdout.write(f"{result.event_id}\n")
+        else:
+            sys.stderr.write(
+                f"entry {result.index + 1} rejected: {result.error_code}: {result.error_message}\n"
+            )
+    if not json_mode:
+        ok = sum(1 for r in results if r.ok)
+        sys.stderr.write(f"put {ok} of {len(results)} events on {target.description}\n")
+    return results

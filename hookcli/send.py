@@ -1,0 +1,155 @@
+"""``hook send`` as a library: turn lines or options into PutEvents entries and put them on a bus.
+
+Against a local relay the events go onto the relay's emulated bus (found through ``/v1/info``), so
+they travel the real path: PutEvents -> rule -> SQS -> relay. Against AWS, boto3's normal
+credential chain is used.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hookcli.errors import InvalidEventError, RelayError, UsageError
+
+_PUT_KEYS = {"Source", "DetailType", "Detail", "Resources", "Time", "EventBusName", "TraceHeader"}
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where events are put: a bus, and how to reach it (emulator endpoint or AWS profile)."""
+
+    bus: str
+    region: str | None
+    profile: str | None = None
+    endpoint_url: str | None = None
+    relay: str | None = None
+
+    @property
+    def description(self) -> str:
+        """One line for the user: which bus, where."""
+        where = f"emulated bus at {self.endpoint_url}" if self.endpoint_url else "AWS"
+        return f"bus {self.bus!r} ({where}{', region ' + self.region if self.region else ''})"
+
+
+def entry_from(value: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """A PutEvents entry from either a PutEvents-shaped or an EventBridge-shaped object."""
+    if any(key in value for key in ("Source", "DetailType", "Detail")):
+        unknown = set(value) - _PUT_KEYS
+        if unknown:
+            raise InvalidEventError(f"{where}: unknown PutEvents field(s) {sorted(unknown)}")
+        source, detail_type, detail = value.get("Source"), value.get("DetailType"), value.get("Detail", "{}")
+        resources = value.get("Resources", [])
+        extra = {k: value[k] for k in ("Time", "EventBusName", "TraceHeader") if k in value}
+    else:
+        source, detail_type = value.get("source"), value.get("detail-type")
+        detail, resources = value.get("detail", {}), value.get("resources", [])
+        extra = {"Time": value["time"]} if isinstance(value.get("time"), str) and value["time"] else {}
+    if not isinstance(source, str) or not source:
+        raise InvalidEventError(f"{where}: needs a non-empty source (Source)")
+    if not isinstance(detail_type, str) or not detail_type:
+        raise InvalidEventError(f"{where}: needs a non-empty detail-type (DetailType)")
+    if isinstance(detail, str):
+        try:
+            parsed = json.loads(detail)
+        except ValueError:
+            raise InvalidEventError(f"{where}: Detail is not JSON text") from None
+        detail = parsed
+    if not isinstance(detail, dict):
+        raise InvalidEventError(f"{where}: detail must be a JSON object")
+    if not isinstance(resources, list) or not all(isinstance(r, str) for r in resources):
+        raise InvalidEventError(f"{where}: resources must be a list of strings")
+    entry: dict[str, Any] = {
+        "Source": source,
+        "DetailType": detail_type,
+        "Detail": json.dumps(detail, separators=(",", ":"), ensure_ascii=False),
+        **extra,
+    }
+    if resources:
+        entry["Resources"] = resources
+    return entry
+
+
+def entries_from_lines(lines: Sequence[tuple[int, str]], name: str) -> list[dict[str, Any]]:
+    """PutEvents entries from JSONL lines; the first bad line is an error naming its number."""
+    from hookcli.events import load_json_object
+
+    return [
+        entry_from(load_json_object(text, f"{name} line {n}"), f"{name} line {n}")
+        for n, text in lines
+    ]
+
+
+async def resolve_target(
+    relay: str | None, token: str | None, bus: str | None, region: str | None, profile: str | None
+) -> Target:
+    """An explicit --bus means AWS; otherwise ask the relay which bus it serves."""
+    if bus is not None:
+        return Target(bus=bus, region=region, profile=profile)
+    from hookcli.client import RelayApi
+    from hookcli.config import resolve
+
+    connection = resolve(relay, token)
+    async with RelayApi.open(connection, timeout=5.0) as api:
+        try:
+            info = await api.info()
+        except RelayError as exc:
+            if connection.configured:
+                raise
+            raise RelayError(
+                f"no relay answers at {connection.http_url}",
+                hint="start one (`hook relay serve` or `hook listen`), pass --relay, "
+                "or give --bus to put events on an AWS bus directly",
+            ) from exc
+    mode = info.get("mode")
+    if mode == "ingest":
+        raise UsageError(
+            f"the relay at {connection.http_url} has no EventBridge bus (--ingest-only)",
+            hint=f"POST webhooks to {connection.http_url}/v1/ingest/<channel> instead",
+        )
+    endpoint = info.get("endpoint_url") or None
+    return Target(
+        bus=str(info.get("bus") or "default"),
+        region=str(info.get("region") or "") or region,
+        profile=None if endpoint else profile,
+        endpoint_url=endpoint,
+        relay=connection.http_url,
+    )
+
+
+def send(
+    target: Target,
+    entries: Sequence[Mapping[str, Any]],
+    on_progress: Callable[[int], None] | None = None,
+) -> list[Any]:
+    """Put the entries (batches of 10, as PutEvents allows); one PutResult per entry, in order."""
+    from hookcli.sources.eventbridge import AwsSettings, put_events
+
+    credentials = None
+    if target.endpoint_url:
+        from hookcli.sources.emulator import CREDENTIALS
+
+        credentials = CREDENTIALS
+    settings = AwsSettings(
+        bus=target.bus,
+        region=target.region,
+        profile=target.profile,
+        endpoint_url=target.endpoint_url,
+        credentials=credentials,
+    )
+    results: list[Any] = []
+    chunk = 100
+    for start in range(0, len(entries), chunk):
+        results.extend(put_events(settings, entries[start : start + chunk]))
+        if on_progress is not None:
+            on_progress(len(results))
+    return _reindex(results)
+
+
+def _reindex(results: list[Any]) -> list[Any]:
+    """put_events numbers entries per call; renumber them over the whole input."""
+    from dataclasses import replace
+
+    return [replace(result, index=position) for position, result in enumerate(results)]
