@@ -1,4 +1,4 @@
-"""Talking to a relay: the websocket stream session (listen, tail) and the HTTP API (replay, events).
+"""Talking to a relay: the websocket stream (listen, tail) and the HTTP API (replay, events).
 
 The stream reconnects with websockets' own ``connect`` iterator and backoff; after a reconnect a
 listener resumes from its cursor (``last``) and a tail from the last sequence it saw, so a relay
@@ -64,7 +64,9 @@ def reconnect_delays() -> Generator[float]:
 class StreamHandler(Protocol):
     """What a stream session hands its messages to (listen delivers, tail prints)."""
 
-    async def on_ready(self, ws: ClientConnection, welcome: Welcome, subscribed: Subscribed) -> None:
+    async def on_ready(
+        self, ws: ClientConnection, welcome: Welcome, subscribed: Subscribed
+    ) -> None:
         """Subscribed (again): ``ws`` is the connection to answer on from now on."""
 
     async def on_event(self, message: EventMessage) -> bool:
@@ -124,8 +126,9 @@ class Stream:
             status = exc.response.status_code
             if status in (401, 403):
                 return AuthError(
-                    "the relay refused the token" if self.connection.token else
-                    "the relay needs a token",
+                    "the relay refused the token"
+                    if self.connection.token
+                    else "the relay needs a token",
                     hint="pass --token or set HOOK_TOKEN (or token = ... in the config file)",
                 )
             if status == 404:
@@ -205,7 +208,7 @@ def _raise_if_fatal(message: Error, *, always: bool = False) -> None:
     if message.code == "already-subscribed" and message.fatal:
         raise RelayError(
             f"the relay says: {message.message}",
-            hint="another `hook listen` with the same --name took over; give each a distinct --name",
+            hint="another `hook listen` with the same --name took over; give each its own --name",
         )
     if message.fatal or always:
         raise RelayError(f"the relay says: {message.message}")
@@ -262,7 +265,11 @@ class RelayApi:
             await session.close()
 
     async def _call(
-        self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
         body: Any = None,
     ) -> Any:
         url = self.connection.http_url + path
@@ -337,4 +344,3 @@ def _json_or_none(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         return None
-

@@ -29,7 +29,7 @@ class Connection:
 
     @property
     def http_url(self) -> str:
-        """The relay's HTTP base URL (``ws``/``wss`` given by the user become ``http``/``https``)."""
+        """The relay's HTTP base URL (``ws``/``wss`` become ``http``/``https``)."""
         return to_http(self.relay)
 
     @property
@@ -68,7 +68,7 @@ def load_config() -> dict[str, object]:
 
 
 def resolve(relay: str | None, token: str | None) -> Connection:
-    """Combine ``--relay``/``--token`` (Typer has already applied HOOK_RELAY/HOOK_TOKEN) with the file."""
+    """Combine ``--relay``/``--token`` (or HOOK_RELAY/HOOK_TOKEN) with the config file."""
     file = load_config() if relay is None or token is None else {}
     file_relay = file.get("relay")
     file_token = file.get("token")

@@ -55,7 +55,7 @@ class RawRequest:
         return None
 
     def to_dict(self) -> dict[str, Any]:
-        """The wire form: headers as ``[name, value]`` pairs (order and repeats kept), body base64."""
+        """The wire form: headers as ``[name, value]`` pairs (order, repeats kept), body base64."""
         return {
             "method": self.method,
             "path": self.path,

@@ -23,12 +23,21 @@ from hookcli.events import Event
 from hookcli.patterns import compile_pattern
 from hookcli.protocol import EventMessage, Result, Start, Subscribe, Subscribed, Welcome
 from hookcli.targets import Outcome, Target, make_target
-from hookcli.updates import ConnectionState, Delivered, Notice, Ready, Received, Retry, State, Update
+from hookcli.updates import (
+    ConnectionState,
+    Delivered,
+    Notice,
+    Ready,
+    Received,
+    Retry,
+    State,
+    Update,
+)
 
 Emit = Callable[[Update], None]
 #: Event ids remembered to suppress duplicates (an event re-sent after a reconnect).
 REMEMBER = 10_000
-SEND_HINT = "hook send --source my.app --detail-type Hello --detail '{\"hello\": \"world\"}'"
+SEND_HINT = 'hook send --source my.app --detail-type Hello --detail \'{"hello": "world"}\''
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +173,9 @@ class _Listener:
             await asyncio.gather(*workers, return_exceptions=True)
             self.emit(State(ConnectionState.CLOSED))
 
-    async def on_ready(self, ws: ClientConnection, welcome: Welcome, subscribed: Subscribed) -> None:
+    async def on_ready(
+        self, ws: ClientConnection, welcome: Welcome, subscribed: Subscribed
+    ) -> None:
         self.ws = ws
         # Events queued but not started on the old connection come again, in order, on the
         # new one (they were never answered): drop the stale copies to keep relay order.
@@ -247,9 +258,9 @@ async def tail(settings: TailSettings, emit: Emit) -> int:
             name="tail", pattern=settings.pattern, start=settings.start, mode="tail"
         )
         emit(State(ConnectionState.CONNECTING))
-        await Stream(
-            connection, subscribe, emit, reconnect=not settings.exit_on_disconnect
-        ).run(handler)
+        await Stream(connection, subscribe, emit, reconnect=not settings.exit_on_disconnect).run(
+            handler
+        )
         return handler.seen
 
 
@@ -260,7 +271,9 @@ class _Tail:
         self.emit = emit
         self.seen = 0
 
-    async def on_ready(self, ws: ClientConnection, welcome: Welcome, subscribed: Subscribed) -> None:
+    async def on_ready(
+        self, ws: ClientConnection, welcome: Welcome, subscribed: Subscribed
+    ) -> None:
         self.emit(
             Ready(
                 relay=self.connection.http_url,

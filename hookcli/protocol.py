@@ -190,9 +190,7 @@ class Unknown:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-Message = (
-    Hello | Welcome | Subscribe | Subscribed | EventMessage | Live | Result | Error | Unknown
-)
+Message = Hello | Welcome | Subscribe | Subscribed | EventMessage | Live | Result | Error | Unknown
 
 
 def encode(message: Message) -> str:
@@ -292,9 +290,7 @@ def _welcome(data: Mapping[str, Any]) -> Welcome:
 def _subscribe(data: Mapping[str, Any]) -> Subscribe:
     name = _field(data, "name", str, "subscribe")
     if not name or len(name) > MAX_NAME_LENGTH or not name.isprintable():
-        raise ProtocolError(
-            f"subscribe: 'name' must be 1-{MAX_NAME_LENGTH} printable characters"
-        )
+        raise ProtocolError(f"subscribe: 'name' must be 1-{MAX_NAME_LENGTH} printable characters")
     pattern = data.get("pattern", {})
     if not isinstance(pattern, dict):
         raise ProtocolError("subscribe: 'pattern' must be a JSON object")

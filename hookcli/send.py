@@ -40,13 +40,19 @@ def entry_from(value: Mapping[str, Any], where: str) -> dict[str, Any]:
         unknown = set(value) - _PUT_KEYS
         if unknown:
             raise InvalidEventError(f"{where}: unknown PutEvents field(s) {sorted(unknown)}")
-        source, detail_type, detail = value.get("Source"), value.get("DetailType"), value.get("Detail", "{}")
+        source, detail_type, detail = (
+            value.get("Source"),
+            value.get("DetailType"),
+            value.get("Detail", "{}"),
+        )
         resources = value.get("Resources", [])
         extra = {k: value[k] for k in ("Time", "EventBusName", "TraceHeader") if k in value}
     else:
         source, detail_type = value.get("source"), value.get("detail-type")
         detail, resources = value.get("detail", {}), value.get("resources", [])
-        extra = {"Time": value["time"]} if isinstance(value.get("time"), str) and value["time"] else {}
+        extra = (
+            {"Time": value["time"]} if isinstance(value.get("time"), str) and value["time"] else {}
+        )
     if not isinstance(source, str) or not source:
         raise InvalidEventError(f"{where}: needs a non-empty source (Source)")
     if not isinstance(detail_type, str) or not detail_type:

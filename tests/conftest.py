@@ -25,7 +25,9 @@ T = TypeVar("T")
 UNIT = 5.0 * float(os.environ.get("HOOK_TEST_TIMEOUT_SCALE", "1"))
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = UNIT, what: str = "condition") -> None:
+def wait_until(
+    condition: Callable[[], bool], timeout: float = UNIT, what: str = "condition"
+) -> None:
     """Poll ``condition`` until it holds, or fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while not condition():

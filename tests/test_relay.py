@@ -1,4 +1,4 @@
-"""The relay end to end on loopback: ingest -> store -> websocket stream, cursors, auth, bad input."""
+"""The relay on loopback: ingest -> store -> websocket stream, cursors, auth, bad input."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from typing import Any
 
 import aiohttp
 import pytest
+from conftest import UNIT, relay_settings, run
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from hookcli.relay.server import IngestSettings
 from hookcli.relay.service import RunningRelay, start_relay
-from conftest import UNIT, relay_settings, run
 
 
 async def ingest(
@@ -25,14 +25,21 @@ async def ingest(
 ) -> aiohttp.ClientResponse:
     data = json.dumps(body).encode() if isinstance(body, dict) else body
     async with aiohttp.ClientSession() as session:
-        async with session.post(f"{relay.url}/v1/ingest/{channel}", data=data, headers=headers) as r:
+        async with session.post(
+            f"{relay.url}/v1/ingest/{channel}", data=data, headers=headers
+        ) as r:
             await r.read()
             return r
 
 
 async def subscribe(
-    relay: RunningRelay, name: str = "dev", pattern: dict[str, Any] | None = None,
-    start: Any = "last", mode: str = "listen", window: int = 100, token: str | None = None,
+    relay: RunningRelay,
+    name: str = "dev",
+    pattern: dict[str, Any] | None = None,
+    start: Any = "last",
+    mode: str = "listen",
+    window: int = 100,
+    token: str | None = None,
 ) -> tuple[ClientConnection, dict[str, Any]]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     ws = await connect(relay.ws_url, additional_headers=headers)
@@ -41,8 +48,14 @@ async def subscribe(
     assert welcome["type"] == "welcome"
     await ws.send(
         json.dumps(
-            {"type": "subscribe", "name": name, "pattern": pattern or {}, "from": start,
-             "mode": mode, "window": window}
+            {
+                "type": "subscribe",
+                "name": name,
+                "pattern": pattern or {},
+                "from": start,
+                "mode": mode,
+                "window": window,
+            }
         )
     )
     subscribed = json.loads(await ws.recv())
@@ -50,7 +63,9 @@ async def subscribe(
     return ws, subscribed
 
 
-async def next_of(ws: ClientConnection, kind: str = "event", timeout: float = UNIT) -> dict[str, Any]:
+async def next_of(
+    ws: ClientConnection, kind: str = "event", timeout: float = UNIT
+) -> dict[str, Any]:
     """The next message of ``kind``, skipping others (e.g. ``live``)."""
     async with asyncio.timeout(timeout):
         while True:
@@ -62,8 +77,15 @@ async def next_of(ws: ClientConnection, kind: str = "event", timeout: float = UN
 async def answer(ws: ClientConnection, message: dict[str, Any], status: str = "delivered") -> None:
     await ws.send(
         json.dumps(
-            {"type": "result", "seq": message["seq"], "id": message["event"]["id"],
-             "status": status, "attempt": 1, "latency_ms": 1.5, "code": 200}
+            {
+                "type": "result",
+                "seq": message["seq"],
+                "id": message["event"]["id"],
+                "status": status,
+                "attempt": 1,
+                "latency_ms": 1.5,
+                "code": 200,
+            }
         )
     )
 

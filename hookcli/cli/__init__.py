@@ -104,8 +104,12 @@ def main(argv: list[str] | None = None) -> None:
         code = 130
     except typer.Exit as exc:
         code = exc.exit_code
-    except typer.TyperException as exc:  # usage errors: Typer prints them with the usage line
-        exc.show()
+    except typer.TyperException as exc:  # usage errors: shown with the usage line, exit 2
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            sys.stderr.write(f"Error: {exc.format_message()}\n")
         code = exc.exit_code
     except BrokenPipeError:
         # `hook tail | head`: the reader left; that is not an error worth a traceback.

@@ -22,13 +22,26 @@ def register(app: typer.Typer) -> None:
 @group.callback()
 def events(
     ctx: typer.Context,
-    status: Annotated[str | None, typer.Option("--status", help="delivered, failed or pending (pending needs --listener).")] = None,
-    listener: Annotated[str | None, typer.Option("--listener", help="Only this listener's deliveries.")] = None,
-    source: Annotated[str | None, typer.Option("--source", help="Only events from this source.")] = None,
-    detail_type: Annotated[str | None, typer.Option("--detail-type", help="Only events of this detail-type.")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option("--status", help="delivered, failed or pending (pending needs --listener)."),
+    ] = None,
+    listener: Annotated[
+        str | None, typer.Option("--listener", help="Only this listener's deliveries.")
+    ] = None,
+    source: Annotated[
+        str | None, typer.Option("--source", help="Only events from this source.")
+    ] = None,
+    detail_type: Annotated[
+        str | None, typer.Option("--detail-type", help="Only events of this detail-type.")
+    ] = None,
     pattern: o.PatternOpt = None,
-    since: Annotated[str | None, typer.Option("--since", help="Received at or after this ISO time.")] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000, help="At most this many events.")] = 20,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Received at or after this ISO time.")
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, max=1000, help="At most this many events.")
+    ] = 20,
     as_json: o.JsonOut = False,
     relay: o.Relay = None,
     token: o.Token = None,

@@ -10,7 +10,7 @@ from hookcli.errors import UsageError
 
 
 def read_text(value: str, what: str) -> str:
-    """The text behind ``value``: ``@path`` reads a file, ``-`` reads stdin, else the value itself."""
+    """The text behind ``value``: ``@path`` reads a file, ``-`` stdin, else the value itself."""
     if value == "-":
         if sys.stdin is None or sys.stdin.closed:
             raise UsageError(f"{what}: '-' means standard input, but there is none")
@@ -33,7 +33,16 @@ def open_lines(path: str, what: str) -> list[tuple[int, str]]:
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_SIZES = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2, "gb": 1000**3, "gib": 1024**3}
+_SIZES = {
+    "": 1,
+    "b": 1,
+    "kb": 1000,
+    "kib": 1024,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "gb": 1000**3,
+    "gib": 1024**3,
+}
 
 
 def parse_duration(value: str, what: str) -> float:
@@ -54,7 +63,7 @@ def parse_size(value: str, what: str) -> int:
     """``1MiB``, ``512KiB``, ``2MB`` or plain bytes."""
     text = value.strip().lower().replace(" ", "")
     digits = text.rstrip("abcdefghijklmnopqrstuvwxyz")
-    unit = text[len(digits):]
+    unit = text[len(digits) :]
     if unit not in _SIZES or not digits:
         raise UsageError(f"{what}: {value!r} is not a size", hint="e.g. 1MiB, 256KiB")
     try:

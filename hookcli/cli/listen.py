@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -29,7 +29,10 @@ def register(app: typer.Typer) -> None:
 
 
 def run_rendered(
-    kind: Kind, as_json: bool, verbose: bool, work: Callable[[Callable[[Update], None]], Awaitable[T]]
+    kind: Kind,
+    as_json: bool,
+    verbose: bool,
+    work: Callable[[Callable[[Update], None]], Coroutine[Any, Any, T]],
 ) -> tuple[T, Renderer]:
     """Run a library coroutine with a renderer; fatal errors are rendered, then raised."""
     import asyncio
@@ -48,14 +51,38 @@ def run_rendered(
 
 def listen(
     target: o.TargetUrl = None,
-    exec_: Annotated[str | None, typer.Option("--exec", help="Run this shell command per event (event JSON on stdin, HOOK_EVENT_ID etc. in the environment).")] = None,
+    exec_: Annotated[
+        str | None,
+        typer.Option(
+            "--exec",
+            help="Run this shell command per event (event JSON on stdin, HOOK_EVENT_ID etc. "
+            "in the environment).",
+        ),
+    ] = None,
     handler: o.Handler = None,
     source: o.Sources = None,
     detail_type: o.DetailTypes = None,
     pattern: o.PatternOpt = None,
-    name: Annotated[str | None, typer.Option("--name", envvar="HOOK_NAME", help="Listener identity whose cursor the relay keeps. Default: user@host.", show_default=False)] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            envvar="HOOK_NAME",
+            help="Listener identity whose cursor the relay keeps. Default: user@host.",
+            show_default=False,
+        ),
+    ] = None,
     from_: Annotated[str, typer.Option("--from", help=FROM_HELP)] = "last",
-    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, max=256, help="Deliveries at once; 1 keeps strict relay order.")] = 1,
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            "--concurrency",
+            "-c",
+            min=1,
+            max=256,
+            help="Deliveries at once; 1 keeps strict relay order.",
+        ),
+    ] = 1,
     retries: o.Retries = 3,
     timeout: o.Timeout = 10.0,
     watch: o.Watch = None,
@@ -64,7 +91,14 @@ def listen(
     retry_4xx: o.Retry4xx = False,
     exit_on_disconnect: o.ExitOnDisconnect = False,
     as_json: o.JsonOut = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-V", help="Show response bodies, stderr and tracebacks of failures in full.")] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-V",
+            help="Show response bodies, stderr and tracebacks of failures in full.",
+        ),
+    ] = False,
     relay: o.Relay = None,
     token: o.Token = None,
 ) -> None:
@@ -78,13 +112,16 @@ def listen(
     """
     from hookcli.config import resolve
     from hookcli.delivery import RetryPolicy
-    from hookcli.listen import ListenSettings, TargetSpec, listen as run
+    from hookcli.listen import ListenSettings, TargetSpec
+    from hookcli.listen import listen as run
 
     settings = ListenSettings(
         connection=resolve(relay, token),
         name=name or o.default_name(),
         pattern=o.build_pattern(source, detail_type, pattern),
-        target=TargetSpec(target, exec_, handler, allow_remote_target, keep_host, retry_4xx, tuple(watch or ())),
+        target=TargetSpec(
+            target, exec_, handler, allow_remote_target, keep_host, retry_4xx, tuple(watch or ())
+        ),
         start=o.parse_start(from_),
         policy=RetryPolicy(retries=retries, timeout=timeout),
         concurrency=concurrency,
@@ -98,8 +135,12 @@ def tail(
     source: o.Sources = None,
     detail_type: o.DetailTypes = None,
     pattern: o.PatternOpt = None,
-    from_: Annotated[str, typer.Option("--from", help="now, a sequence number, or an ISO time.")] = "now",
-    count: Annotated[int | None, typer.Option("--count", "-n", min=1, help="Stop after N events.")] = None,
+    from_: Annotated[
+        str, typer.Option("--from", help="now, a sequence number, or an ISO time.")
+    ] = "now",
+    count: Annotated[
+        int | None, typer.Option("--count", "-n", min=1, help="Stop after N events.")
+    ] = None,
     exit_on_disconnect: o.ExitOnDisconnect = False,
     as_json: o.JsonOut = False,
     relay: o.Relay = None,
@@ -111,7 +152,8 @@ def tail(
     stdout carries one EventBridge event per line and status lines go to stderr.
     """
     from hookcli.config import resolve
-    from hookcli.listen import TailSettings, tail as run
+    from hookcli.listen import TailSettings
+    from hookcli.listen import tail as run
 
     settings = TailSettings(
         connection=resolve(relay, token),

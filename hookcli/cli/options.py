@@ -24,7 +24,9 @@ Relay = Annotated[
 ]
 Token = Annotated[
     str | None,
-    typer.Option("--token", envvar="HOOK_TOKEN", help="Bearer token for the relay.", show_default=False),
+    typer.Option(
+        "--token", envvar="HOOK_TOKEN", help="Bearer token for the relay.", show_default=False
+    ),
 ]
 Sources = Annotated[
     list[str] | None,
@@ -38,12 +40,14 @@ PatternOpt = Annotated[
     str | None,
     typer.Option(
         "--pattern",
-        help="EventBridge event pattern: JSON text, @file or - (ANDed with --source/--detail-type).",
+        help="EventBridge event pattern: JSON, @file or - (ANDed with --source, --detail-type).",
     ),
 ]
 JsonOut = Annotated[
     bool,
-    typer.Option("--json", help="One JSON object per line (automatic when stdout is not a terminal)."),
+    typer.Option(
+        "--json", help="One JSON object per line (automatic when stdout is not a terminal)."
+    ),
 ]
 ExitOnDisconnect = Annotated[
     bool,
@@ -74,7 +78,9 @@ Watch = Annotated[
 ]
 Retries = Annotated[
     int,
-    typer.Option("--retries", min=0, max=100, help="Retries after a failed attempt (5xx, timeout, refused)."),
+    typer.Option(
+        "--retries", min=0, max=100, help="Retries after a failed attempt (5xx, timeout, refused)."
+    ),
 ]
 Timeout = Annotated[
     float,
@@ -90,7 +96,9 @@ KeepHost = Annotated[
 ]
 Retry4xx = Annotated[
     bool,
-    typer.Option("--retry-4xx", help="Retry 4xx answers too (by default only 5xx, timeouts, refused)."),
+    typer.Option(
+        "--retry-4xx", help="Retry 4xx answers too (by default only 5xx, timeouts, refused)."
+    ),
 ]
 
 
@@ -116,7 +124,8 @@ def build_pattern(
             value = json.loads(text)
         except json.JSONDecodeError as exc:
             raise InvalidPatternError(
-                f"Event pattern is not valid. Reason: {exc.msg} at line {exc.lineno} column {exc.colno}"
+                "Event pattern is not valid. Reason: "
+                f"{exc.msg} at line {exc.lineno} column {exc.colno}"
             ) from exc
         compile_pattern(text)  # EventBridge's own validation, incl. duplicate keys
         if not isinstance(value, dict):
@@ -127,7 +136,7 @@ def build_pattern(
 
 def parse_start(value: str):  # type: ignore[no-untyped-def]
     """``--from``: now | last | SEQ | ISO time, checked before connecting."""
-    from hookcli.errors import UsageError, ProtocolError
+    from hookcli.errors import ProtocolError, UsageError
     from hookcli.protocol import Start
 
     try:

@@ -1,4 +1,4 @@
-"""``hook relay``: run the relay (embedded emulated AWS, or a real EventBridge bus) and tear it down."""
+"""``hook relay``: run the relay (emulated AWS, or a real EventBridge bus) and tear it down."""
 
 from __future__ import annotations
 
@@ -19,35 +19,131 @@ def register(app: typer.Typer) -> None:
     app.add_typer(group, name="relay")
 
 
-Bus = Annotated[str | None, typer.Option("--bus", envvar="HOOK_BUS", help="EventBridge bus to serve (real AWS). Without it: --local.", show_default=False)]
-Region = Annotated[str | None, typer.Option("--region", envvar="AWS_REGION", help="AWS region (default: your AWS config).", show_default=False)]
-Profile = Annotated[str | None, typer.Option("--profile", envvar="AWS_PROFILE", help="AWS profile (default: the standard credential chain).", show_default=False)]
-Name = Annotated[str, typer.Option("--name", envvar="HOOK_RELAY_NAME", help="Relay name: tags its AWS resources (hook:relay=NAME) and names its store.")]
+Bus = Annotated[
+    str | None,
+    typer.Option(
+        "--bus",
+        envvar="HOOK_BUS",
+        help="EventBridge bus to serve (real AWS). Without it: --local.",
+        show_default=False,
+    ),
+]
+Region = Annotated[
+    str | None,
+    typer.Option(
+        "--region",
+        envvar="AWS_REGION",
+        help="AWS region (default: your AWS config).",
+        show_default=False,
+    ),
+]
+Profile = Annotated[
+    str | None,
+    typer.Option(
+        "--profile",
+        envvar="AWS_PROFILE",
+        help="AWS profile (default: the standard credential chain).",
+        show_default=False,
+    ),
+]
+Name = Annotated[
+    str,
+    typer.Option(
+        "--name",
+        envvar="HOOK_RELAY_NAME",
+        help="Relay name: tags its AWS resources (hook:relay=NAME) and names its store.",
+    ),
+]
 
 
 @group.command("serve")
 def serve(
-    local: Annotated[bool, typer.Option("--local", help="Emulated EventBridge + SQS on loopback (moto); the default without --bus.")] = False,
+    local: Annotated[
+        bool,
+        typer.Option(
+            "--local",
+            help="Emulated EventBridge + SQS on loopback (moto); the default without --bus.",
+        ),
+    ] = False,
     bus: Bus = None,
     region: Region = None,
     profile: Profile = None,
     name: Name = "hook",
-    host: Annotated[str, typer.Option("--host", envvar="HOOK_HOST", help="Address to listen on; anything but loopback needs a token.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", envvar="HOOK_PORT", min=0, max=65535, help="Port (0: any free port).")] = 8750,
-    data_dir: Annotated[Path | None, typer.Option("--data-dir", envvar="HOOK_DATA_DIR", help="Where the store lives. Default: the platform's user data dir.", show_default=False)] = None,
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host",
+            envvar="HOOK_HOST",
+            help="Address to listen on; anything but loopback needs a token.",
+        ),
+    ] = "127.0.0.1",
+    port: Annotated[
+        int,
+        typer.Option(
+            "--port", envvar="HOOK_PORT", min=0, max=65535, help="Port (0: any free port)."
+        ),
+    ] = 8750,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            envvar="HOOK_DATA_DIR",
+            help="Where the store lives. Default: the platform's user data dir.",
+            show_default=False,
+        ),
+    ] = None,
     token: o.Token = None,
-    tokens: Annotated[Path | None, typer.Option("--tokens", envvar="HOOK_TOKENS_FILE", help="File of name:token lines (a team; the name scopes listener cursors).", show_default=False)] = None,
-    tls_cert: Annotated[Path | None, typer.Option("--tls-cert", help="TLS certificate (PEM).", show_default=False)] = None,
-    tls_key: Annotated[Path | None, typer.Option("--tls-key", help="TLS private key (PEM).", show_default=False)] = None,
-    max_body: Annotated[str, typer.Option("--max-body", help="Largest ingest body (413 above it), e.g. 1MiB.")] = "1MiB",
-    retention: Annotated[str, typer.Option("--retention", help="Keep events this long, e.g. 7d, 12h.")] = "7d",
-    max_events: Annotated[int, typer.Option("--max-events", min=1, help="Keep at most this many events.")] = 100_000,
-    ingest_secret: Annotated[list[str] | None, typer.Option("--ingest-secret", envvar="HOOK_INGEST_SECRET", help="CHANNEL=SECRET: require an HMAC-SHA256 signature on that ingest channel (* = every channel). Repeatable.")] = None,
-    signature_header: Annotated[str, typer.Option("--signature-header", help="Header carrying sha256=<hex HMAC> on ingest.")] = "X-Hook-Signature",
-    detail_type_header: Annotated[str, typer.Option("--detail-type-header", help="Header whose value becomes an ingested event's detail-type.")] = "X-Hook-Detail-Type",
-    ingest_only: Annotated[bool, typer.Option("--ingest-only", help="No EventBridge source at all: webhooks via /v1/ingest only.")] = False,
+    tokens: Annotated[
+        Path | None,
+        typer.Option(
+            "--tokens",
+            envvar="HOOK_TOKENS_FILE",
+            help="File of name:token lines (a team; the name scopes listener cursors).",
+            show_default=False,
+        ),
+    ] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option("--tls-cert", help="TLS certificate (PEM).", show_default=False)
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option("--tls-key", help="TLS private key (PEM).", show_default=False)
+    ] = None,
+    max_body: Annotated[
+        str, typer.Option("--max-body", help="Largest ingest body (413 above it), e.g. 1MiB.")
+    ] = "1MiB",
+    retention: Annotated[
+        str, typer.Option("--retention", help="Keep events this long, e.g. 7d, 12h.")
+    ] = "7d",
+    max_events: Annotated[
+        int, typer.Option("--max-events", min=1, help="Keep at most this many events.")
+    ] = 100_000,
+    ingest_secret: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ingest-secret",
+            envvar="HOOK_INGEST_SECRET",
+            help="CHANNEL=SECRET: require an HMAC-SHA256 signature on that ingest channel "
+            "(* = every channel). Repeatable.",
+        ),
+    ] = None,
+    signature_header: Annotated[
+        str, typer.Option("--signature-header", help="Header carrying sha256=<hex HMAC> on ingest.")
+    ] = "X-Hook-Signature",
+    detail_type_header: Annotated[
+        str,
+        typer.Option(
+            "--detail-type-header",
+            help="Header whose value becomes an ingested event's detail-type.",
+        ),
+    ] = "X-Hook-Detail-Type",
+    ingest_only: Annotated[
+        bool,
+        typer.Option(
+            "--ingest-only", help="No EventBridge source at all: webhooks via /v1/ingest only."
+        ),
+    ] = False,
 ) -> None:
-    """Run the relay: poll the bus's SQS queue and /v1/ingest, keep every event, stream to listeners.
+    """Run the relay: poll the bus's queue and /v1/ingest, keep every event, stream to listeners.
 
     With --bus it ensures (idempotently) an SQS queue and a rule on that bus, tagged
     hook:relay=NAME. Without --bus it starts an emulated EventBridge + SQS on loopback (moto),
@@ -135,13 +231,17 @@ def _configure_logging() -> None:
 
 @group.command("teardown")
 def teardown(
-    bus: Annotated[str, typer.Option("--bus", envvar="HOOK_BUS", help="The bus whose relay resources to remove.")] = "default",
+    bus: Annotated[
+        str,
+        typer.Option("--bus", envvar="HOOK_BUS", help="The bus whose relay resources to remove."),
+    ] = "default",
     region: Region = None,
     profile: Profile = None,
     name: Name = "hook",
 ) -> None:
     """Remove the queue and rule this relay created on the bus (found by tag, nothing else)."""
-    from hookcli.sources.eventbridge import AwsSettings, teardown as remove
+    from hookcli.sources.eventbridge import AwsSettings
+    from hookcli.sources.eventbridge import teardown as remove
 
     removed = remove(AwsSettings(bus=bus, region=region, profile=profile, relay_name=name))
     if not removed:

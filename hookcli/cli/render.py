@@ -189,9 +189,7 @@ class TerminalRenderer:
         self.retrying: set[str] = set()
         self.times: deque[float] = deque(maxlen=200)
         self.total: int | None = None
-        self.live = Live(
-            self._status(), console=self.console, refresh_per_second=4, transient=True
-        )
+        self.live = Live(self._status(), console=self.console, refresh_per_second=4, transient=True)
         self.live.start()
 
     def set_total(self, total: int) -> None:
@@ -346,7 +344,9 @@ class TerminalRenderer:
 def _syntax_json(data: Any) -> Any:
     from rich.syntax import Syntax
 
-    return Syntax(json.dumps(data, indent=2, ensure_ascii=False), "json", background_color="default")
+    return Syntax(
+        json.dumps(data, indent=2, ensure_ascii=False), "json", background_color="default"
+    )
 
 
 def _indent(text: str, limit: int = 2000) -> str:
@@ -436,7 +436,9 @@ def render_event_record(record: dict[str, Any], *, as_json: bool) -> None:
     if isinstance(request, dict) and "body_b64" in request:
         body = base64.b64decode(request["body_b64"])
         query = f"?{request['query']}" if request.get("query") else ""
-        console.print(f"[bold]raw request[/bold]  {request['method']} {request['path'] or '/'}{query}")
+        console.print(
+            f"[bold]raw request[/bold]  {request['method']} {request['path'] or '/'}{query}"
+        )
         for name, value in request.get("headers", []):
             console.print(f"  {name}: {value}", style="dim", markup=False)
         console.print(f"  ({len(body)} bytes)", style="dim")
@@ -459,7 +461,9 @@ def render_event_record(record: dict[str, Any], *, as_json: bool) -> None:
 # ------------------------------------------------------------------ hook send
 
 
-def render_sent(target: Any, entries: list[dict[str, Any]], put: Any, *, as_json: bool) -> list[Any]:
+def render_sent(
+    target: Any, entries: list[dict[str, Any]], put: Any, *, as_json: bool
+) -> list[Any]:
     """Put entries with a progress bar for big files, then list each id or rejection."""
     json_mode = use_json(as_json)
     if json_mode or len(entries) <= 50:

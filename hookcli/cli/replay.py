@@ -16,21 +16,40 @@ def register(app: typer.Typer) -> None:
 
 
 def replay(
-    event_ids: Annotated[list[str] | None, typer.Argument(help="Event ids to deliver again.", show_default=False)] = None,
-    failed: Annotated[bool, typer.Option("--failed", help="Replay every event whose latest delivery failed.")] = False,
-    listener: Annotated[str | None, typer.Option("--listener", help="With --failed: only that listener's failures.")] = None,
-    since: Annotated[str | None, typer.Option("--since", help="With --failed: failures recorded since this ISO time.")] = None,
+    event_ids: Annotated[
+        list[str] | None, typer.Argument(help="Event ids to deliver again.", show_default=False)
+    ] = None,
+    failed: Annotated[
+        bool, typer.Option("--failed", help="Replay every event whose latest delivery failed.")
+    ] = False,
+    listener: Annotated[
+        str | None, typer.Option("--listener", help="With --failed: only that listener's failures.")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="With --failed: failures recorded since this ISO time."),
+    ] = None,
     target: o.TargetUrl = None,
     exec_: o.ExecCmd = None,
     handler: o.Handler = None,
-    name: Annotated[str | None, typer.Option("--name", envvar="HOOK_NAME", help="Record results under this listener name. Default: user@host.", show_default=False)] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            envvar="HOOK_NAME",
+            help="Record results under this listener name. Default: user@host.",
+            show_default=False,
+        ),
+    ] = None,
     retries: o.Retries = 3,
     timeout: o.Timeout = 10.0,
     allow_remote_target: o.AllowRemote = False,
     keep_host: o.KeepHost = False,
     retry_4xx: o.Retry4xx = False,
     as_json: o.JsonOut = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-V", help="Show failure details in full.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-V", help="Show failure details in full.")
+    ] = False,
     relay: o.Relay = None,
     token: o.Token = None,
 ) -> None:
@@ -59,7 +78,10 @@ def replay(
     )
     settings.target.build()
     summary, _ = run_rendered(
-        "replay", as_json, verbose, lambda emit: run(settings, emit, getattr(emit, "set_total", None))
+        "replay",
+        as_json,
+        verbose,
+        lambda emit: run(settings, emit, getattr(emit, "set_total", None)),
     )
     if summary.failed:
         raise DeliveryFailedError(

@@ -15,13 +15,45 @@ def register(app: typer.Typer) -> None:
 
 
 def send(
-    source: Annotated[str | None, typer.Option("--source", help="The event's source, e.g. shop.orders.")] = None,
-    detail_type: Annotated[str | None, typer.Option("--detail-type", help="The event's detail-type, e.g. OrderCreated.")] = None,
-    detail: Annotated[str, typer.Option("--detail", help="The detail object: JSON text, @file or -.")] = "{}",
-    file: Annotated[str | None, typer.Option("--file", "-f", help="JSONL: one event per line (PutEvents entry or EventBridge event), or - for stdin.")] = None,
-    bus: Annotated[str | None, typer.Option("--bus", envvar="HOOK_BUS", help="Put on this AWS bus directly (boto3's credential chain) instead of the relay's.", show_default=False)] = None,
-    region: Annotated[str | None, typer.Option("--region", envvar="AWS_REGION", help="AWS region for --bus.", show_default=False)] = None,
-    profile: Annotated[str | None, typer.Option("--profile", envvar="AWS_PROFILE", help="AWS profile for --bus.", show_default=False)] = None,
+    source: Annotated[
+        str | None, typer.Option("--source", help="The event's source, e.g. shop.orders.")
+    ] = None,
+    detail_type: Annotated[
+        str | None,
+        typer.Option("--detail-type", help="The event's detail-type, e.g. OrderCreated."),
+    ] = None,
+    detail: Annotated[
+        str, typer.Option("--detail", help="The detail object: JSON text, @file or -.")
+    ] = "{}",
+    file: Annotated[
+        str | None,
+        typer.Option(
+            "--file",
+            "-f",
+            help="JSONL: an event per line (PutEvents entry or EventBridge event); - for stdin.",
+        ),
+    ] = None,
+    bus: Annotated[
+        str | None,
+        typer.Option(
+            "--bus",
+            envvar="HOOK_BUS",
+            help="Put on this AWS bus directly (boto3's credential chain) instead of the relay's.",
+            show_default=False,
+        ),
+    ] = None,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            "--region", envvar="AWS_REGION", help="AWS region for --bus.", show_default=False
+        ),
+    ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile", envvar="AWS_PROFILE", help="AWS profile for --bus.", show_default=False
+        ),
+    ] = None,
     as_json: o.JsonOut = False,
     relay: o.Relay = None,
     token: o.Token = None,
@@ -50,7 +82,9 @@ def send(
         from hookcli.events import load_json_object
 
         body = load_json_object(read_text(detail, "--detail"), "--detail")
-        entries = [entry_from({"source": source, "detail-type": detail_type, "detail": body}, "event")]
+        entries = [
+            entry_from({"source": source, "detail-type": detail_type, "detail": body}, "event")
+        ]
     if not entries:
         raise UsageError(f"{file} has no events")
     target = asyncio.run(resolve_target(relay, token, bus, region, profile))

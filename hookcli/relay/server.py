@@ -227,7 +227,11 @@ class Relay:
         except HookError as exc:
             problem = f"store: {exc.message}"
             head = 0
-        body = {"ok": problem is None, "head": head, "listeners": len(self._sessions)}
+        body: dict[str, Any] = {
+            "ok": problem is None,
+            "head": head,
+            "listeners": len(self._sessions),
+        }
         if problem:
             body["reason"] = problem
         return web.json_response(body, status=200 if problem is None else 503)
@@ -257,7 +261,9 @@ class Relay:
         channel = request.match_info["channel"]
         if not channel or len(channel) > 64 or not all(c.isalnum() or c in "-_." for c in channel):
             return _error(
-                400, "channel names are 1-64 letters, digits, '-', '_' or '.'", "e.g. /v1/ingest/stripe"
+                400,
+                "channel names are 1-64 letters, digits, '-', '_' or '.'",
+                "e.g. /v1/ingest/stripe",
             )
         cap = self.ingest.max_body
         if request.content_length is not None and request.content_length > cap:
@@ -274,7 +280,8 @@ class Relay:
                 return _error(
                     401,
                     f"signature check failed for channel {channel!r}",
-                    f"send {self.ingest.signature_header}: sha256=<hex HMAC-SHA256 of the raw body>",
+                    f"send {self.ingest.signature_header}: "
+                    "sha256=<hex HMAC-SHA256 of the raw body>",
                 )
         rest = request.match_info.get("rest", "")
         raw = RawRequest(
@@ -284,8 +291,10 @@ class Relay:
             # UTF-8 (not latin-1): the HTTP target re-encodes header values as UTF-8, so this
             # round-trips every header a real webhook sender uses byte for byte.
             headers=headers_from(
-                [(k.decode("utf-8", "replace"), v.decode("utf-8", "replace"))
-                 for k, v in request.raw_headers]
+                [
+                    (k.decode("utf-8", "replace"), v.decode("utf-8", "replace"))
+                    for k, v in request.raw_headers
+                ]
             ),
             body=body,
         )
@@ -375,7 +384,9 @@ class Relay:
             async for msg in ws:
                 if msg.type != WSMsgType.TEXT:
                     if msg.type == WSMsgType.BINARY:
-                        await _send_error(ws, "bad-message", "binary frames are not part of the protocol")
+                        await _send_error(
+                            ws, "bad-message", "binary frames are not part of the protocol"
+                        )
                     continue
                 try:
                     message = decode(msg.data)
@@ -384,7 +395,9 @@ class Relay:
                     continue
                 if isinstance(message, Result):
                     if session is None or session.mode != "listen":
-                        await _send_error(ws, "not-subscribed", "result before a listen subscription")
+                        await _send_error(
+                            ws, "not-subscribed", "result before a listen subscription"
+                        )
                     else:
                         self._on_result(session, message)
                 elif isinstance(message, Hello):
@@ -392,16 +405,17 @@ class Relay:
                         await _send_error(
                             ws,
                             "unsupported-protocol",
-                            f"this relay speaks protocol {PROTOCOL_VERSION}, not {message.protocol}",
+                            f"this relay speaks protocol {PROTOCOL_VERSION}, "
+                            f"not {message.protocol}",
                             fatal=True,
                         )
                         break
-                    await ws.send_str(
-                        encode(Welcome(self.info.name, __version__, self.info.mode))
-                    )
+                    await ws.send_str(encode(Welcome(self.info.name, __version__, self.info.mode)))
                 elif isinstance(message, Subscribe):
                     if session is not None:
-                        await _send_error(ws, "already-subscribed", "one subscription per connection")
+                        await _send_error(
+                            ws, "already-subscribed", "one subscription per connection"
+                        )
                         continue
                     try:
                         session = await self._subscribe(ws, scope, message)
@@ -414,7 +428,9 @@ class Relay:
                 elif isinstance(message, Unknown):
                     log.debug("ignoring unknown message type %r", message.type)
                 else:
-                    await _send_error(ws, "bad-message", f"{message.type} is a relay-to-client message")
+                    await _send_error(
+                        ws, "bad-message", f"{message.type} is a relay-to-client message"
+                    )
         finally:
             for task in (pump, flusher):
                 if task is not None:
@@ -423,7 +439,9 @@ class Relay:
                 self._detach(session)
         return ws
 
-    async def _subscribe(self, ws: web.WebSocketResponse, scope: str, message: Subscribe) -> _Session:
+    async def _subscribe(
+        self, ws: web.WebSocketResponse, scope: str, message: Subscribe
+    ) -> _Session:
         pattern = compile_pattern(message.pattern) if message.pattern else None
         key = _scoped(scope, message.name) if message.mode == "listen" else f"tail:{id(ws)}"
         head = self.store.head()
@@ -434,7 +452,9 @@ class Relay:
             # A listener that reconnects (after a sleep or a network drop) replaces its stale
             # connection: the relay may not have noticed the old one died yet.
             self._detach(previous)
-            await _send_error(previous.ws, "already-subscribed", "replaced by a newer connection", fatal=True)
+            await _send_error(
+                previous.ws, "already-subscribed", "replaced by a newer connection", fatal=True
+            )
             await previous.ws.close()
         session = _Session(
             key=key,
@@ -665,7 +685,9 @@ def _too_large(cap: int) -> web.Response:
     )
 
 
-async def _send_error(ws: web.WebSocketResponse, code: str, message: str, *, fatal: bool = False) -> None:
+async def _send_error(
+    ws: web.WebSocketResponse, code: str, message: str, *, fatal: bool = False
+) -> None:
     if not ws.closed:
         await ws.send_str(encode(Error(code, message, fatal)))  # type: ignore[arg-type]
 

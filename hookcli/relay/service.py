@@ -276,7 +276,7 @@ def load_tokens(path: Path) -> dict[str, str]:
         if len(token) < 16:
             raise ConfigError(
                 f"{path} line {number}: the token for {name!r} is shorter than 16 characters",
-                hint="generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",
+                hint="make one: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",
             )
         if token in tokens:
             raise ConfigError(f"{path} line {number}: that token is already given to another name")
