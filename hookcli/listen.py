@@ -51,6 +51,7 @@ class TargetSpec:
     keep_host: bool = False
     retry_4xx: bool = False
     watch: tuple[Path, ...] = ()
+    concurrency: int = 1
 
     def build(self, on_notice: Callable[[str], None] | None = None) -> Target:
         """Validate and construct the target (no network I/O yet)."""
@@ -63,6 +64,7 @@ class TargetSpec:
             retry_4xx=self.retry_4xx,
             watch=self.watch,
             on_notice=on_notice,
+            concurrency=self.concurrency,
         )
 
 

@@ -120,7 +120,14 @@ def listen(
         name=name or o.default_name(),
         pattern=o.build_pattern(source, detail_type, pattern),
         target=TargetSpec(
-            target, exec_, handler, allow_remote_target, keep_host, retry_4xx, tuple(watch or ())
+            target,
+            exec_,
+            handler,
+            allow_remote_target,
+            keep_host,
+            retry_4xx,
+            tuple(watch or ()),
+            concurrency,
         ),
         start=o.parse_start(from_),
         policy=RetryPolicy(retries=retries, timeout=timeout),
