@@ -69,7 +69,7 @@ def _root(
 
 def _register() -> None:
     """Attach every command group; each module keeps its heavy imports inside its commands."""
-    from hookcli.cli import events, listen, pattern, relay, replay, send
+    from hookcli.cli import demo, events, listen, pattern, relay, replay, send
 
     listen.register(app)
     replay.register(app)
@@ -77,6 +77,7 @@ def _register() -> None:
     events.register(app)
     relay.register(app)
     pattern.register(app)
+    demo.register(app)
 
 
 _register()

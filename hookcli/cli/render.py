@@ -180,7 +180,6 @@ class TerminalRenderer:
         self.kind = kind
         self.verbose = verbose
         self.console = Console(highlight=False)
-        self.errors = Console(stderr=True, highlight=False)
         self.state = ConnectionState.CONNECTING
         self.state_error: str | None = None
         self.received = 0
@@ -240,8 +239,8 @@ class TerminalRenderer:
 
         line = Text()
         line.append(datetime.now().strftime("%H:%M:%S"), style="dim")
-        line.append(f"  {short_text(event.detail_type, 40)}", style="bold")
-        line.append(f"  {short_text(event.source, 40)}", style="cyan")
+        line.append(f"  {short_text(event.detail_type, 40):<14}", style="bold")
+        line.append(f"  {short_text(event.source, 40):<14}", style="cyan")
         line.append(f"  {event.short_id}", style="dim")
         line.append("  ")
         line.append_text(tail)
@@ -278,10 +277,11 @@ class TerminalRenderer:
                 self.state = update.state
                 self.state_error = update.error
                 if update.state is ConnectionState.RECONNECTING and update.error:
-                    self.errors.print(Text(f"reconnecting: {update.error}", style="yellow"))
+                    print_(Text(f"reconnecting: {update.error}", style="yellow"))
             case Notice():
+                # Through the live console (not stderr) so the status line stays at the bottom.
                 style = "yellow" if update.level == "warning" else "blue"
-                self.errors.print(Text(update.message, style=style))
+                print_(Text(update.message, style=style))
             case Caught():
                 pass
         self._refresh()
