@@ -36,12 +36,36 @@ def run_rendered(
 ) -> tuple[T, Renderer]:
     """Run a library coroutine with a renderer; fatal errors are rendered, then raised."""
     import asyncio
+    import signal
 
     from hookcli.cli.render import make_renderer
 
     renderer = make_renderer(kind, as_json=as_json, verbose=verbose)
+
+    async def main() -> T:
+        # SIGTERM (a supervisor stopping us) cancels the work so targets, worker processes and
+        # the embedded relay shut down cleanly; the exit code then says "terminated" (143).
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        terminated = asyncio.Event()
+
+        def on_term() -> None:
+            terminated.set()
+            if task is not None:
+                task.cancel()
+
+        loop.add_signal_handler(signal.SIGTERM, on_term)
+        try:
+            return await work(renderer)
+        except asyncio.CancelledError:
+            if terminated.is_set():
+                raise typer.Exit(143) from None
+            raise
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
+
     try:
-        return asyncio.run(work(renderer)), renderer
+        return asyncio.run(main()), renderer
     except HookError as exc:
         renderer.error(exc)
         raise
