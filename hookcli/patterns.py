@@ -1091,12 +1091,7 @@ def _navigator(path: str) -> Callable[[Mapping[str, Any]], Found]:
     )
 
     def general(event: Mapping[str, Any]) -> Found:
-        vals: list[Any] = []
-        mems: list[Membership] = []
-        _collect(event, steps, 0, n, vals, mems, ())
-        if any(mems):
-            return _Leaves(vals, mems)
-        return tuple(vals)
+        return _collect(event, steps, n)
 
     scalars = _SCALARS
     missing = _MISSING
@@ -1181,43 +1176,37 @@ def _scalar_list(values: list[Any]) -> tuple[Any, ...] | None:
     return tuple(values)
 
 
-def _collect(
-    node: Mapping[str, Any],
-    steps: tuple[_Step, ...],
-    i: int,
-    n: int,
-    vals: list[Any],
-    mems: list[Membership],
-    mem: Membership,
-) -> None:
-    for key, j in steps[i]:
-        child = node.get(key, _MISSING)
-        if child is not _MISSING:
-            _visit(child, steps, j, n, vals, mems, mem)
+def _collect(event: Mapping[str, Any], steps: tuple[_Step, ...], n: int) -> Found:
+    """Every leaf at the path, through arrays and dotted keys, with their array memberships.
 
-
-def _visit(
-    child: Any,
-    steps: tuple[_Step, ...],
-    j: int,
-    n: int,
-    vals: list[Any],
-    mems: list[Membership],
-    mem: Membership,
-) -> None:
-    kind = child.__class__
-    if kind in _SCALARS:
-        if j == n:
-            vals.append(child)
-            mems.append(mem)
-    elif isinstance(child, Mapping):
-        if j < n:  # §1.2: an object is never a value itself
-            _collect(child, steps, j, n, vals, mems, mem)
-    elif isinstance(child, list | tuple):
-        # §1.2/§4: arrays are crushed out; each element remembers where it sat (§1.5).
-        array = id(child)
-        for index, element in enumerate(child):
-            _visit(element, steps, j, n, vals, mems, (*mem, (array, index)))
+    A worklist of (value, segments consumed, membership) instead of recursion: §1.2 arrays
+    are crushed out (elements keep the segment count) and each element remembers the array
+    and index it sits at (§1.5); objects are never leaves themselves.
+    """
+    vals: list[Any] = []
+    mems: list[Membership] = []
+    work: list[tuple[Any, int, Membership]] = [(event, 0, ())]
+    scalars = _SCALARS
+    missing = _MISSING
+    while work:
+        value, j, mem = work.pop()
+        kind = value.__class__
+        if kind in scalars:
+            if j == n:
+                vals.append(value)
+                mems.append(mem)
+        elif kind is list or kind is tuple:
+            array = id(value)
+            for index, element in enumerate(value):
+                work.append((element, j, (*mem, (array, index))))
+        elif j < n and (kind is dict or isinstance(value, Mapping)):
+            for key, k in steps[j]:
+                child = value.get(key, missing)
+                if child is not missing:
+                    work.append((child, k, mem))
+    if any(mems):
+        return _Leaves(vals, mems)
+    return tuple(vals)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1237,8 +1226,10 @@ def _pair(found: Found) -> _Pair:
 def _match_navigating(rule: _Rule, event: Mapping[str, Any]) -> bool:
     """Whether one sub-rule matches, walking the event along its paths only."""
     arrays = 0
+    founds = []
     for condition in rule:
         found = condition.nav(event)
+        founds.append(found)
         if found.__class__ is tuple:
             if found:
                 if condition.pred(found[0]):
@@ -1257,7 +1248,7 @@ def _match_navigating(rule: _Rule, event: Mapping[str, Any]) -> bool:
         arrays += 1  # absence depends on the elements the other fields pick: full check
     if arrays < 2:
         return True
-    return _match_pairs(rule, [_pair(condition.nav(event)) for condition in rule])
+    return _consistent(rule, [_pair(found) for found in founds])
 
 
 def _match_pairs(rule: _Rule, leaves: list[_Pair]) -> bool:
@@ -1282,12 +1273,23 @@ def _match_pairs(rule: _Rule, leaves: list[_Pair]) -> bool:
 
 
 def _consistent(rule: _Rule, leaves: list[_Pair]) -> bool:
-    """§1.5 array consistency: pick one leaf per condition, all from compatible elements."""
+    """§1.5 array consistency: pick one leaf per condition, all from compatible elements.
+
+    Callers have already checked each condition on its own. Leaves outside every array
+    combine with any choice, so only conditions whose leaves all sit in arrays constrain it.
+    """
     options: list[tuple[list[Membership], list[Membership] | None]] = []
     for condition, (vals, mems) in zip(rule, leaves, strict=True):
-        all_mems: list[Membership] = mems if mems is not None else [()] * len(vals)
-        matching = [m for v, m in zip(vals, all_mems, strict=True) if condition.pred(v)]
-        options.append((matching, all_mems if condition.allow_absent else None))
+        if mems is None:
+            continue  # no leaf in an array: satisfied (or absent) whatever the others pick
+        pred = condition.pred
+        matching = [mem for value, mem in zip(vals, mems, strict=True) if pred(value)]
+        if condition.allow_absent:
+            options.append((matching, mems))
+        elif () not in matching:
+            options.append((matching, None))
+    if not options or (len(options) == 1 and options[0][1] is None):
+        return True
     # Most constrained first; conditions that may be absent last, so absence is judged
     # against the elements the others chose (see UNCERTAIN["exists-false-in-object-arrays"]).
     options.sort(key=lambda option: (option[1] is not None, len(option[0])))
@@ -1311,8 +1313,7 @@ def _search(
     matching, absent_from = options[i]
     for mem in matching:
         if _compatible(chosen, mem):
-            extended = {**chosen, **dict(mem)} if mem else chosen
-            if _search(options, i + 1, extended):
+            if _search(options, i + 1, {**chosen, **dict(mem)} if mem else chosen):
                 return True
     if absent_from is not None and not any(_compatible(chosen, m) for m in absent_from):
         return _search(options, i + 1, chosen)  # §9: no leaf here in the chosen elements
@@ -1515,7 +1516,7 @@ class PatternSet:
     def __init__(self) -> None:
         self._patterns: dict[str, Pattern] = {}
         self._dirty = False
-        self._wanted: frozenset[str] = frozenset()
+        self._trie = _Trie("")
         self._exact: dict[str, dict[Any, list[_Ref]]] = {}
         self._prefix: dict[str, tuple[dict[str, list[_Ref]], tuple[int, ...]]] = {}
         self._always: list[_Ref] = []
@@ -1551,7 +1552,7 @@ class PatternSet:
             self._rebuild()
         vals: dict[str, list[Any]] = {}
         mems: dict[str, list[Membership]] = {}
-        _flatten(event, "", self._wanted, vals, mems, ())
+        _flatten(event, self._trie, vals, mems, ())
         candidates: list[_Ref] = []
         for path, table in self._exact.items():
             leaves = vals.get(path)
@@ -1604,8 +1605,7 @@ class PatternSet:
             best: _Condition | None = None
             best_cost = 0
             for condition in ref[1]:
-                parts = condition.path.split(".")
-                wanted.update(".".join(parts[: i + 1]) for i in range(len(parts)))
+                wanted.add(condition.path)
                 if condition.exact_keys is None:
                     continue
                 cost = sum(frequency[key] for key in _anchor_keys(condition))
@@ -1625,7 +1625,7 @@ class PatternSet:
             for path, table in prefix.items()
         }
         self._always = always
-        self._wanted = frozenset(wanted)
+        self._trie = _build_trie(wanted)
         self._dirty = False
 
 
@@ -1638,30 +1638,64 @@ def _anchor_keys(condition: _Condition) -> Iterator[tuple[str, Any]]:
         yield (condition.path, ("prefix", text))
 
 
+class _Trie:
+    """The paths a PatternSet uses, as a tree; children are keyed by every spelling (§12)."""
+
+    __slots__ = ("path", "children")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.children: dict[str, _Trie] = {}
+
+
+def _build_trie(paths: set[str]) -> _Trie:
+    """One node per dot-prefix of a used path; "a.b.c" hangs under the root as a, a.b, a.b.c."""
+    root = _Trie("")
+    nodes: dict[str, _Trie] = {}
+    for path in paths:
+        segments = path.split(".")
+        for end in range(1, len(segments) + 1):
+            prefix = ".".join(segments[:end])
+            if prefix not in nodes:
+                nodes[prefix] = _Trie(prefix)
+        for start in range(len(segments)):
+            parent = root if start == 0 else nodes[".".join(segments[:start])]
+            for end in range(start + 1, len(segments) + 1):
+                parent.children[".".join(segments[start:end])] = nodes[".".join(segments[:end])]
+    return root
+
+
 def _flatten(
     node: Mapping[str, Any],
-    prefix: str,
-    wanted: frozenset[str],
+    trie: _Trie,
     vals: dict[str, list[Any]],
     mems: dict[str, list[Membership]],
     mem: Membership,
 ) -> None:
     """§1.2: (path, value) pairs of the event, only down paths some pattern uses."""
-    for key, child in node.items():
-        path = prefix + key
-        if path in wanted:
-            _flatten_value(child, path, wanted, vals, mems, mem)
+    children = trie.children
+    if len(node) < len(children):
+        for key, child in node.items():
+            below = children.get(key)
+            if below is not None:
+                _flatten_value(child, below, vals, mems, mem)
+    else:
+        for key, below in children.items():
+            child = node.get(key, _MISSING)
+            if child is not _MISSING:
+                _flatten_value(child, below, vals, mems, mem)
 
 
 def _flatten_value(
     child: Any,
-    path: str,
-    wanted: frozenset[str],
+    trie: _Trie,
     vals: dict[str, list[Any]],
     mems: dict[str, list[Membership]],
     mem: Membership,
 ) -> None:
-    if child.__class__ in _SCALARS:
+    kind = child.__class__
+    if kind in _SCALARS:
+        path = trie.path
         leaves = vals.get(path)
         if leaves is None:
             leaves = vals[path] = []
@@ -1671,9 +1705,10 @@ def _flatten_value(
                 known = mems[path] = [()] * len(leaves)
             known.append(mem)
         leaves.append(child)
-    elif isinstance(child, Mapping):
-        _flatten(child, path + ".", wanted, vals, mems, mem)
-    elif isinstance(child, list | tuple):
+    elif kind is list or kind is tuple:
         array = id(child)
         for index, element in enumerate(child):
-            _flatten_value(element, path, wanted, vals, mems, (*mem, (array, index)))
+            _flatten_value(element, trie, vals, mems, (*mem, (array, index)))
+    elif isinstance(child, Mapping):
+        if trie.children:
+            _flatten(child, trie, vals, mems, mem)
