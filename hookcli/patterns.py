@@ -113,9 +113,9 @@ _SCALARS = frozenset({str, int, float, bool, type(None)})
 _MISSING: Any = object()
 _END: Any = object()  # "the array ended here", for reason texts that name the next token
 
-Json: TypeAlias = Any
-Pred: TypeAlias = Callable[[Any], bool]
-Membership: TypeAlias = tuple[tuple[int, int], ...]  # (id of array, element index) pairs
+_Json: TypeAlias = Any
+_Pred: TypeAlias = Callable[[Any], bool]
+_Membership: TypeAlias = tuple[tuple[int, int], ...]  # (id of array, element index) pairs
 
 
 def _fail(reason: str) -> NoReturn:
@@ -150,7 +150,7 @@ def _reject_constant(name: str) -> NoReturn:
     )
 
 
-def _parse_text(text: str | bytes) -> Json:
+def _parse_text(text: str | bytes) -> _Json:
     try:
         return json.loads(text, object_pairs_hook=_object_pairs, parse_constant=_reject_constant)
     except RecursionError:
@@ -166,7 +166,7 @@ def _members(obj: Mapping[str, Any]) -> list[tuple[str, Any]]:
     return list(obj.items())
 
 
-def _plain(value: Any) -> Json:
+def _plain(value: Any) -> _Json:
     """``value`` as plain JSON data (dict, list, str, int, float, bool, None), for ``source``."""
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
@@ -215,23 +215,23 @@ def _token(value: Any) -> str:
 
 
 # Matcher kinds of the validated tree; each item is (kind, argument).
-EXACT = "exact"  # str | int | float | bool | None
-EXACTLY = "exactly"  # str, never an IP range
-PREFIX = "prefix"
-PREFIX_EIC = "prefix-eic"
-SUFFIX = "suffix"
-SUFFIX_EIC = "suffix-eic"
-EIC = "equals-ignore-case"
-WILDCARD = "wildcard"  # tuple of literal segments between the stars
-NUMERIC = "numeric"  # (low, low_open, high, high_open), None for an open end
-CIDR = "cidr"  # (version, first, last) as ints
-EXISTS = "exists"  # bool
-NOT_STRINGS = "anything-but"  # frozenset[str]
-NOT_NUMBERS = "anything-but-numbers"  # frozenset[float]
-NOT_PREFIX = "anything-but-prefix"  # tuple[str, ...]
-NOT_SUFFIX = "anything-but-suffix"
-NOT_EIC = "anything-but-eic"
-NOT_WILDCARD = "anything-but-wildcard"  # tuple of segment tuples
+_EXACT = "exact"  # str | int | float | bool | None
+_EXACTLY = "exactly"  # str, never an IP range
+_PREFIX = "prefix"
+_PREFIX_EIC = "prefix-eic"
+_SUFFIX = "suffix"
+_SUFFIX_EIC = "suffix-eic"
+_EIC = "equals-ignore-case"
+_WILDCARD = "wildcard"  # tuple of literal segments between the stars
+_NUMERIC = "numeric"  # (low, low_open, high, high_open), None for an open end
+_CIDR = "cidr"  # (version, first, last) as ints
+_EXISTS = "exists"  # bool
+_NOT_STRINGS = "anything-but"  # frozenset[str]
+_NOT_NUMBERS = "anything-but-numbers"  # frozenset[float]
+_NOT_PREFIX = "anything-but-prefix"  # tuple[str, ...]
+_NOT_SUFFIX = "anything-but-suffix"
+_NOT_EIC = "anything-but-eic"
+_NOT_WILDCARD = "anything-but-wildcard"  # tuple of segment tuples
 
 _Item: TypeAlias = tuple[str, Any]
 
@@ -310,7 +310,7 @@ def _walk_values(items: Sequence[Any]) -> _Values:
         if isinstance(item, Mapping):
             out.append(_walk_matcher(item))
         elif item is None or isinstance(item, str | bool) or _is_number(item):
-            out.append((EXACT, item))
+            out.append((_EXACT, item))
         else:
             _fail("Match value must be String, number, true, false, or null")
     if not out:
@@ -330,7 +330,7 @@ def _walk_matcher(obj: Mapping[str, Any]) -> _Item:
         _fail("Match expression name not found")
     name, value = members[0]
     item: _Item
-    if name in (PREFIX, SUFFIX):
+    if name in (_PREFIX, _SUFFIX):
         if isinstance(value, Mapping):
             item = _walk_affix_ignore_case(name, value)
         elif isinstance(value, str):
@@ -338,41 +338,41 @@ def _walk_matcher(obj: Mapping[str, Any]) -> _Item:
         else:
             _fail(f"{name} match pattern must be a string")
         _single_key(members)
-    elif name == EIC:
+    elif name == _EIC:
         if not isinstance(value, str):
             _fail("equals-ignore-case match pattern must be a string")
         _single_key(members)
-        item = (EIC, value)
-    elif name == WILDCARD:
+        item = (_EIC, value)
+    elif name == _WILDCARD:
         if not isinstance(value, str):
             _fail("wildcard match pattern must be a string")
-        item = (WILDCARD, _parse_wildcard(value))
+        item = (_WILDCARD, _parse_wildcard(value))
         _single_key(members)
     elif name == "anything-but":
         item = _walk_anything_but(value)
         if len(members) > 1:
             _fail("Too many elements in numeric expression")  # sic, §2.1
-    elif name == NUMERIC:
+    elif name == _NUMERIC:
         if not isinstance(value, list | tuple):
             _fail("Value of numeric must be an array.")
-        item = (NUMERIC, _walk_numeric(value))
+        item = (_NUMERIC, _walk_numeric(value))
         if len(members) > 1:
             _fail("Too many elements in numeric expression")
-    elif name == EXISTS:
+    elif name == _EXISTS:
         if value is not True and value is not False:
             _fail("exists match pattern must be either true or false.")
         _single_key(members)
-        item = (EXISTS, value)
-    elif name == CIDR:
+        item = (_EXISTS, value)
+    elif name == _CIDR:
         if not isinstance(value, str):
             _fail("prefix match pattern must be a string")  # sic, §2.1
-        item = (CIDR, _parse_cidr(value))
+        item = (_CIDR, _parse_cidr(value))
         _single_key(members)
-    elif name == EXACTLY:
+    elif name == _EXACTLY:
         if not isinstance(value, str):
             _fail("exact match pattern must be a string")
         _single_key(members)
-        item = (EXACTLY, value)
+        item = (_EXACTLY, value)
     else:
         _fail(f"Unrecognized match type {name}")
     return item
@@ -384,19 +384,19 @@ def _walk_affix_ignore_case(name: str, obj: Mapping[str, Any]) -> _Item:
     if not members:
         _fail(f"{name.capitalize()} expression name not found")
     op, value = members[0]
-    if op != EIC:
+    if op != _EIC:
         _fail(f"Unsupported {name} pattern: {op}")
     if not isinstance(value, str):
         _fail("equals-ignore-case match pattern must be a string")
     _single_key(members)
-    return (PREFIX_EIC if name == PREFIX else SUFFIX_EIC, value)
+    return (_PREFIX_EIC if name == _PREFIX else _SUFFIX_EIC, value)
 
 
 _NOT_KINDS = {
-    EIC: NOT_EIC,
-    PREFIX: NOT_PREFIX,
-    SUFFIX: NOT_SUFFIX,
-    WILDCARD: NOT_WILDCARD,
+    _EIC: _NOT_EIC,
+    _PREFIX: _NOT_PREFIX,
+    _SUFFIX: _NOT_SUFFIX,
+    _WILDCARD: _NOT_WILDCARD,
 }
 
 
@@ -443,8 +443,8 @@ def _anything_but_values(values: list[Any], is_list: bool) -> _Item:
             "mixed type is not supported"
         )
     if strings:
-        return (NOT_STRINGS, frozenset(strings))
-    return (NOT_NUMBERS, frozenset(numbers))
+        return (_NOT_STRINGS, frozenset(strings))
+    return (_NOT_NUMBERS, frozenset(numbers))
 
 
 def _anything_but_set(kind: str, values: list[Any]) -> _Item:
@@ -452,18 +452,18 @@ def _anything_but_set(kind: str, values: list[Any]) -> _Item:
     texts: list[str] = []
     for value in values:
         if not isinstance(value, str):
-            if kind == NOT_EIC:
+            if kind == _NOT_EIC:
                 _fail(
                     "Inside anything-but/equals-ignore-case list, "
                     "number|start|null|boolean is not supported."
                 )
-            if kind == NOT_WILDCARD:
+            if kind == _NOT_WILDCARD:
                 _fail("wildcard match pattern must be a string")
             _fail("prefix/suffix match pattern must be a string")
-        if value == "" and kind in (NOT_PREFIX, NOT_SUFFIX):
+        if value == "" and kind in (_NOT_PREFIX, _NOT_SUFFIX):
             _fail("Null prefix/suffix not allowed")  # §7: plain prefix "" is fine, this is not
         texts.append(value)
-    if kind == NOT_WILDCARD:
+    if kind == _NOT_WILDCARD:
         return (kind, tuple(_parse_wildcard(text) for text in texts))
     return (kind, tuple(texts))
 
@@ -663,7 +663,7 @@ def _never(value: Any) -> bool:
     return False
 
 
-def _any_of(tests: list[Pred]) -> Pred:
+def _any_of(tests: list[_Pred]) -> _Pred:
     if not tests:
         return _never
     if len(tests) == 1:
@@ -697,7 +697,7 @@ def _ignore_case_regex(text: str) -> str:
     return "".join(parts)
 
 
-def _equals_ignore_case(text: str) -> Pred:
+def _equals_ignore_case(text: str) -> _Pred:
     """§5: whole-value case-insensitive equality on strings."""
     if text.isascii():
         folded, size = text.lower(), len(text)
@@ -705,7 +705,7 @@ def _equals_ignore_case(text: str) -> Pred:
     return re.compile(_ignore_case_regex(text), re.DOTALL).fullmatch  # type: ignore[return-value]
 
 
-def _prefix_ignore_case(text: str) -> Pred:
+def _prefix_ignore_case(text: str) -> _Pred:
     """§5: case-insensitive prefix; ``""`` matches every string."""
     if text.isascii():
         folded, size = text.lower(), len(text)
@@ -718,7 +718,7 @@ def _prefix_ignore_case(text: str) -> Pred:
     return re.compile(_ignore_case_regex(text), re.DOTALL).match  # type: ignore[return-value]
 
 
-def _suffix_ignore_case(text: str) -> Pred:
+def _suffix_ignore_case(text: str) -> _Pred:
     """§5: case-insensitive suffix; ``""`` matches every string."""
     if not text:
         return _always
@@ -733,7 +733,7 @@ def _suffix_ignore_case(text: str) -> Pred:
     return re.compile("(?:" + _ignore_case_regex(text) + r")\Z", re.DOTALL).search  # type: ignore[return-value]
 
 
-def _wildcard(segments: tuple[str, ...]) -> Pred:
+def _wildcard(segments: tuple[str, ...]) -> _Pred:
     """§6: ``*`` matches any run of characters (``/`` too); anchored at both ends.
 
     Greedy leftmost search of the middle segments is exact for star-only globs and linear,
@@ -759,7 +759,7 @@ def _wildcard(segments: tuple[str, ...]) -> Pred:
     return wildcard
 
 
-def _in_ranges(ranges: list[tuple[int, int, int]]) -> Pred:
+def _in_ranges(ranges: list[tuple[int, int, int]]) -> _Pred:
     """§11: string values that parse as an address inside any of the ranges (inclusive)."""
     frozen = tuple(ranges)
 
@@ -784,7 +784,7 @@ def _as_float(value: int | float) -> float:
         return math.inf if value > 0 else -math.inf
 
 
-def _range_test(low: float | None, low_open: bool, high: float | None, high_open: bool) -> Pred:
+def _range_test(low: float | None, low_open: bool, high: float | None, high_open: bool) -> _Pred:
     """§8: one numeric range over a JSON number already taken as float64."""
     if high is None:
         assert low is not None
@@ -800,7 +800,7 @@ def _number_test(
     exact: frozenset[int | float],
     ranges: list[_Range],
     excluded: list[frozenset[float]],
-) -> Pred:
+) -> _Pred:
     """§3/§7/§8 for a JSON number (never a bool): exact value, ranges, anything-but numbers."""
     if not exact and not excluded and len(ranges) == 1:
         in_range = _range_test(*ranges[0])
@@ -845,7 +845,7 @@ class _Condition:
         self.path = path
         self.nav = _navigator(path)
         compiled = _compile_values(values.items)
-        self.pred: Pred = compiled.pred
+        self.pred: _Pred = compiled.pred
         self.allow_absent = compiled.allow_absent
         # Set when the value list is only exact values and prefixes: PatternSet may anchor here.
         self.exact_keys: tuple[Any, ...] | None = compiled.exact_keys
@@ -860,7 +860,7 @@ class _Compiled:
 
     def __init__(
         self,
-        pred: Pred,
+        pred: _Pred,
         allow_absent: bool,
         exact_keys: tuple[Any, ...] | None,
         prefixes: tuple[str, ...],
@@ -879,14 +879,14 @@ def _compile_values(items: tuple[_Item, ...]) -> _Compiled:
     true_ok = false_ok = null_ok = False
     prefixes: list[str] = []
     suffixes: list[str] = []
-    string_tests: list[Pred] = []
+    string_tests: list[_Pred] = []
     cidrs: list[tuple[int, int, int]] = []
     ranges: list[_Range] = []
     excluded_numbers: list[frozenset[float]] = []
     strings_pass = numbers_pass = any_value = allow_absent = False
     indexable = True  # only exact values and prefixes so far
     for kind, arg in items:
-        if kind == EXACT:
+        if kind == _EXACT:
             if isinstance(arg, str):
                 strings.add(arg)
                 address = _parse_ip(arg)
@@ -902,31 +902,31 @@ def _compile_values(items: tuple[_Item, ...]) -> _Compiled:
                 null_ok = True  # §3: null matches only null
             else:
                 numbers.add(arg)
-        elif kind == PREFIX:
+        elif kind == _PREFIX:
             prefixes.append(arg)
-        elif kind == WILDCARD and len(arg) == 1:
+        elif kind == _WILDCARD and len(arg) == 1:
             strings.add(arg[0])  # §6: no star is plain equality (no address quirk)
-        elif kind == WILDCARD and len(arg) == 2 and arg[1] == "":
+        elif kind == _WILDCARD and len(arg) == 2 and arg[1] == "":
             prefixes.append(arg[0])  # "abc*" is a prefix
         else:
             indexable = False
-            if kind == EXACTLY:
+            if kind == _EXACTLY:
                 strings.add(arg)
-            elif kind == SUFFIX:
+            elif kind == _SUFFIX:
                 suffixes.append(arg)
-            elif kind == EIC:
+            elif kind == _EIC:
                 string_tests.append(_equals_ignore_case(arg))
-            elif kind == PREFIX_EIC:
+            elif kind == _PREFIX_EIC:
                 string_tests.append(_prefix_ignore_case(arg))
-            elif kind == SUFFIX_EIC:
+            elif kind == _SUFFIX_EIC:
                 string_tests.append(_suffix_ignore_case(arg))
-            elif kind == WILDCARD:
+            elif kind == _WILDCARD:
                 string_tests.append(_wildcard(arg))
-            elif kind == CIDR:
+            elif kind == _CIDR:
                 cidrs.append(arg)
-            elif kind == NUMERIC:
+            elif kind == _NUMERIC:
                 ranges.append(arg)
-            elif kind == EXISTS:
+            elif kind == _EXISTS:
                 if arg:
                     any_value = True  # §9: any leaf, null and "" included
                 else:
@@ -935,7 +935,7 @@ def _compile_values(items: tuple[_Item, ...]) -> _Compiled:
                 # §7 anything-but: null and booleans always pass; strings pass numeric
                 # exclusions and numbers pass string-shaped ones.
                 true_ok = false_ok = null_ok = True
-                if kind == NOT_NUMBERS:
+                if kind == _NOT_NUMBERS:
                     strings_pass = True
                     excluded_numbers.append(arg)
                 else:
@@ -981,25 +981,25 @@ def _compile_values(items: tuple[_Item, ...]) -> _Compiled:
     return _Compiled(pred, allow_absent, exact_keys, kept_prefixes)
 
 
-def _not_string(kind: str, arg: Any) -> Pred:
+def _not_string(kind: str, arg: Any) -> _Pred:
     """§7: the string test of anything-but strings / prefix / suffix / ignore-case / wildcard."""
-    if kind == NOT_STRINGS:
+    if kind == _NOT_STRINGS:
         excluded: frozenset[str] = arg
         return lambda value: value not in excluded
-    if kind == NOT_PREFIX:
+    if kind == _NOT_PREFIX:
         prefixes: tuple[str, ...] = arg
         return lambda value: not value.startswith(prefixes)
-    if kind == NOT_SUFFIX:
+    if kind == _NOT_SUFFIX:
         suffixes: tuple[str, ...] = arg
         return lambda value: not value.endswith(suffixes)
-    if kind == NOT_EIC:
+    if kind == _NOT_EIC:
         folded = _any_of([_equals_ignore_case(text) for text in arg])
         return lambda value: not folded(value)
-    globbed = _any_of([_wildcard(segments) for segments in arg])  # NOT_WILDCARD
+    globbed = _any_of([_wildcard(segments) for segments in arg])  # _NOT_WILDCARD
     return lambda value: not globbed(value)
 
 
-def _is_address(addresses: frozenset[tuple[int, int]]) -> Pred:
+def _is_address(addresses: frozenset[tuple[int, int]]) -> _Pred:
     return lambda value: _parse_ip(value) in addresses
 
 
@@ -1007,9 +1007,9 @@ def _string_test(
     strings: frozenset[str],
     prefixes: tuple[str, ...],
     suffixes: tuple[str, ...],
-    others: list[Pred],
-) -> Pred:
-    tests: list[Pred] = []
+    others: list[_Pred],
+) -> _Pred:
+    tests: list[_Pred] = []
     if strings:
         tests.append(strings.__contains__)
     if prefixes:
@@ -1020,8 +1020,8 @@ def _string_test(
 
 
 def _leaf_test(
-    string: Pred, number: Pred | None, *, true_ok: bool, false_ok: bool, null_ok: bool
-) -> Pred:
+    string: _Pred, number: _Pred | None, *, true_ok: bool, false_ok: bool, null_ok: bool
+) -> _Pred:
     """One predicate over any JSON leaf: dispatch on its type, never letting bool be an int."""
     if number is None and not (true_ok or false_ok or null_ok):
         return lambda value: value.__class__ is str and string(value)
@@ -1068,17 +1068,17 @@ class _Leaves:
 
     __slots__ = ("vals", "mems")
 
-    def __init__(self, vals: list[Any], mems: list[Membership]) -> None:
+    def __init__(self, vals: list[Any], mems: list[_Membership]) -> None:
         self.vals = vals
         self.mems = mems
 
 
 _NO_LEAVES: tuple[Any, ...] = ()
-Found: TypeAlias = "tuple[Any, ...] | _Leaves"
+_Found: TypeAlias = "tuple[Any, ...] | _Leaves"
 _Step: TypeAlias = tuple[tuple[str, int], ...]
 
 
-def _navigator(path: str) -> Callable[[Mapping[str, Any]], Found]:
+def _navigator(path: str) -> Callable[[Mapping[str, Any]], _Found]:
     """A function returning the leaves at ``path``, fast when no arrays or dotted keys occur.
 
     §12: the path "a.b.c" is reached through keys a/b/c, but also "a.b"/c, a/"b.c" and "a.b.c";
@@ -1090,7 +1090,7 @@ def _navigator(path: str) -> Callable[[Mapping[str, Any]], Found]:
         tuple((".".join(segments[i : j + 1]), j + 1) for j in range(i, n)) for i in range(n)
     )
 
-    def general(event: Mapping[str, Any]) -> Found:
+    def general(event: Mapping[str, Any]) -> _Found:
         return _collect(event, steps, n)
 
     scalars = _SCALARS
@@ -1098,7 +1098,7 @@ def _navigator(path: str) -> Callable[[Mapping[str, Any]], Found]:
     if n == 1:
         key = segments[0]
 
-        def nav1(event: Mapping[str, Any]) -> Found:
+        def nav1(event: Mapping[str, Any]) -> _Found:
             value = event.get(key, missing)
             kind = value.__class__
             if kind in scalars:
@@ -1115,7 +1115,7 @@ def _navigator(path: str) -> Callable[[Mapping[str, Any]], Found]:
         first, second = segments
         dotted = path
 
-        def nav2(event: Mapping[str, Any]) -> Found:
+        def nav2(event: Mapping[str, Any]) -> _Found:
             node = event.get(first, missing)
             if node.__class__ is dict:
                 value = node.get(second, missing)
@@ -1139,7 +1139,7 @@ def _navigator(path: str) -> Callable[[Mapping[str, Any]], Found]:
     inner = tuple(segments[:-1])
     last = segments[-1]
 
-    def nav_deep(event: Mapping[str, Any]) -> Found:
+    def nav_deep(event: Mapping[str, Any]) -> _Found:
         node: Any = event
         for depth in range(n - 1):
             for key in dotted_keys[depth]:
@@ -1176,7 +1176,7 @@ def _scalar_list(values: list[Any]) -> tuple[Any, ...] | None:
     return tuple(values)
 
 
-def _collect(event: Mapping[str, Any], steps: tuple[_Step, ...], n: int) -> Found:
+def _collect(event: Mapping[str, Any], steps: tuple[_Step, ...], n: int) -> _Found:
     """Every leaf at the path, through arrays and dotted keys, with their array memberships.
 
     A worklist of (value, segments consumed, membership) instead of recursion: §1.2 arrays
@@ -1184,8 +1184,8 @@ def _collect(event: Mapping[str, Any], steps: tuple[_Step, ...], n: int) -> Foun
     and index it sits at (§1.5); objects are never leaves themselves.
     """
     vals: list[Any] = []
-    mems: list[Membership] = []
-    work: list[tuple[Any, int, Membership]] = [(event, 0, ())]
+    mems: list[_Membership] = []
+    work: list[tuple[Any, int, _Membership]] = [(event, 0, ())]
     scalars = _SCALARS
     missing = _MISSING
     while work:
@@ -1214,10 +1214,10 @@ def _collect(event: Mapping[str, Any], steps: tuple[_Step, ...], n: int) -> Foun
 # --------------------------------------------------------------------------------------------
 
 _Rule: TypeAlias = tuple[_Condition, ...]
-_Pair: TypeAlias = tuple[Sequence[Any], "list[Membership] | None"]
+_Pair: TypeAlias = tuple[Sequence[Any], "list[_Membership] | None"]
 
 
-def _pair(found: Found) -> _Pair:
+def _pair(found: _Found) -> _Pair:
     if isinstance(found, _Leaves):
         return (found.vals, found.mems)
     return (found, None)
@@ -1278,7 +1278,7 @@ def _consistent(rule: _Rule, leaves: list[_Pair]) -> bool:
     Callers have already checked each condition on its own. Leaves outside every array
     combine with any choice, so only conditions whose leaves all sit in arrays constrain it.
     """
-    options: list[tuple[list[Membership], list[Membership] | None]] = []
+    options: list[tuple[list[_Membership], list[_Membership] | None]] = []
     for condition, (vals, mems) in zip(rule, leaves, strict=True):
         if mems is None:
             continue  # no leaf in an array: satisfied (or absent) whatever the others pick
@@ -1296,7 +1296,7 @@ def _consistent(rule: _Rule, leaves: list[_Pair]) -> bool:
     return _search(options, 0, {})
 
 
-def _compatible(chosen: dict[int, int], mem: Membership) -> bool:
+def _compatible(chosen: dict[int, int], mem: _Membership) -> bool:
     for array, index in mem:
         if chosen.get(array, index) != index:
             return False
@@ -1304,7 +1304,7 @@ def _compatible(chosen: dict[int, int], mem: Membership) -> bool:
 
 
 def _search(
-    options: list[tuple[list[Membership], list[Membership] | None]],
+    options: list[tuple[list[_Membership], list[_Membership] | None]],
     i: int,
     chosen: dict[int, int],
 ) -> bool:
@@ -1469,10 +1469,11 @@ def _compile_rules(rules: list[dict[str, _Values]]) -> tuple[_Rule, ...]:
 def pattern_from_filters(
     sources: Sequence[str],
     detail_types: Sequence[str],
-    pattern: Mapping[str, Any] | None,
+    pattern: Mapping[str, Any] | str | None,
 ) -> dict[str, Any]:
     """AND the CLI's ``--source`` / ``--detail-type`` filters into a user pattern.
 
+    ``pattern`` is a mapping or JSON text (text keeps EventBridge's duplicate-key rule, §1.7).
     Each filter becomes a top-level value list (its values OR'ed). A pattern that already
     constrains the same field, anywhere (``$or`` branches included), is refused: EventBridge
     cannot AND two value lists on one field, and silently letting one win would match events
@@ -1551,7 +1552,7 @@ class PatternSet:
         if self._dirty:
             self._rebuild()
         vals: dict[str, list[Any]] = {}
-        mems: dict[str, list[Membership]] = {}
+        mems: dict[str, list[_Membership]] = {}
         _flatten(event, self._trie, vals, mems, ())
         candidates: list[_Ref] = []
         for path, table in self._exact.items():
@@ -1669,8 +1670,8 @@ def _flatten(
     node: Mapping[str, Any],
     trie: _Trie,
     vals: dict[str, list[Any]],
-    mems: dict[str, list[Membership]],
-    mem: Membership,
+    mems: dict[str, list[_Membership]],
+    mem: _Membership,
 ) -> None:
     """§1.2: (path, value) pairs of the event, only down paths some pattern uses."""
     children = trie.children
@@ -1690,8 +1691,8 @@ def _flatten_value(
     child: Any,
     trie: _Trie,
     vals: dict[str, list[Any]],
-    mems: dict[str, list[Membership]],
-    mem: Membership,
+    mems: dict[str, list[_Membership]],
+    mem: _Membership,
 ) -> None:
     kind = child.__class__
     if kind in _SCALARS:

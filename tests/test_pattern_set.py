@@ -181,6 +181,12 @@ def test_a_thousand_listeners_each_get_their_own_events() -> None:
         ),
         ("aws.s3", [], None, {"source": ["aws.s3"]}),
         ([], [], {"source": ["a"]}, {"source": ["a"]}),
+        (
+            ["s"],
+            [],
+            '{"detail": {"n": [1]}, "detail": {"n": [2]}}',
+            {"source": ["s"], "detail": {"n": [2]}},
+        ),
     ],
 )
 def test_filters_are_anded_into_the_pattern(
