@@ -1399,11 +1399,16 @@ class Pattern:
     def __init__(self, source: dict[str, Any], rules: tuple[_Rule, ...]) -> None:
         self._source = source
         self._rules = rules
-        matchers = tuple(_compile_matcher(rule) for rule in rules)
+        # Generated on first use: a PatternSet never needs it, and generating costs ~0.5 ms.
+        self._match: Callable[[Mapping[str, Any]], bool] = self._generate_and_match
+
+    def _generate_and_match(self, event: Mapping[str, Any]) -> bool:
+        matchers = tuple(_compile_matcher(rule) for rule in self._rules)
         if len(matchers) == 1:
             self._match = matchers[0]
         else:
             self._match = lambda event: any(match(event) for match in matchers)
+        return self._match(event)
 
     @property
     def source(self) -> dict[str, Any]:
