@@ -556,8 +556,16 @@ def _parse_wildcard(text: str) -> tuple[str, ...]:
 
 
 # §11: what event-ruler treats as an address literal before parsing it (Constants.IPv*_REGEX).
+# Its IPv6 regex, [0-9a-fA-F:]*:[0-9a-fA-F:]*, is "hex digits and colons, one colon at least";
+# tested as such it stays linear on a long run of colons in an event value.
 _IPV4_SHAPE = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+")
-_IPV6_SHAPE = re.compile(r"[0-9a-fA-F:]*:[0-9a-fA-F:]*")
+_IPV6_CHARS = re.compile(r"[0-9a-fA-F:]+")
+
+
+def _looks_ipv6(text: str) -> bool:
+    return ":" in text and _IPV6_CHARS.fullmatch(text) is not None
+
+
 _MASK = re.compile(r"[+-]?[0-9]+")
 _OCTET = r"(0|[1-9][0-9]?|1[0-9][0-9]|2[0-4][0-9]|25[0-5])"  # no leading zeros, as Python's
 _IPV4 = re.compile(r"\.".join([_OCTET] * 4))
@@ -569,7 +577,7 @@ def _parse_ip(text: str) -> tuple[int, int] | None:
     if quad is not None:
         a, b, c, d = quad.groups()
         return (4, int(a) << 24 | int(b) << 16 | int(c) << 8 | int(d))
-    if _IPV6_SHAPE.fullmatch(text):
+    if _looks_ipv6(text):
         try:
             address = ipaddress.IPv6Address(text)
         except ValueError:
@@ -594,7 +602,7 @@ def _parse_cidr(text: str) -> tuple[int, int, int]:
     bits = int(mask)
     if bits < 0:
         _fail("Malformed CIDR, mask bits must not be negative")
-    if not (_IPV4_SHAPE.fullmatch(address) or _IPV6_SHAPE.fullmatch(address)):
+    if not (_IPV4_SHAPE.fullmatch(address) or _looks_ipv6(address)):
         _fail(f"Nonstandard IP address: {address}")
     parsed = _parse_ip(address)
     if parsed is None:

@@ -772,3 +772,13 @@ def test_paths_lists_every_constrained_field() -> None:
     """Pattern.paths names each dotted path across $or branches."""
     pattern = compile_pattern({"source": ["a"], "$or": [{"detail": {"x": ["1"]}}, {"y": ["2"]}]})
     assert pattern.paths == {"source", "detail.x", "y"}
+
+
+def test_long_hostile_values_match_in_linear_time() -> None:
+    """§6/§11: a 1 MB value of colons or stars cannot make cidr or wildcard backtrack."""
+    hostile = ":" * 1_000_000 + "g"
+    pattern = compile_pattern(
+        {"a": [{"cidr": "10.0.0.0/8"}], "b": [{"wildcard": "*:*:*:*:*:x*"}], "c": [hostile[:9]]}
+    )
+    assert not pattern.matches({"a": hostile, "b": hostile, "c": ":" * 9})
+    assert not pattern.matches({"a": "10.0.0.1", "b": hostile, "c": ":" * 9})
