@@ -319,6 +319,22 @@ def test_ready_line_once_subscribed_then_json_lines_and_ctrl_c_exits_130(
     assert "\x1b[" not in listener.stderr  # no TTY: no colour, no live region
 
 
+def exits_2_without_connecting(hook: Callable[..., Hook], *args: str) -> Hook:
+    """Run ``hook listen ARGS`` at a "relay" socket that sees any connect; it must exit 2 first."""
+    with socket.socket() as relay_socket:
+        relay_socket.bind(("127.0.0.1", 0))
+        relay_socket.listen()
+        relay_socket.setblocking(False)
+        port = relay_socket.getsockname()[1]
+        listener = hook(*listen(f"http://127.0.0.1:{port}", "bad-options", *args))
+        assert listener.wait_exit() == 2, listener.describe()
+        with pytest.raises(BlockingIOError):
+            relay_socket.accept()  # nobody connected
+    assert listener.lines == [] and listener.not_json == []  # nothing on stdout
+    assert "Error: " in listener.stderr and "Traceback" not in listener.stderr
+    return listener
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -341,17 +357,8 @@ def test_invalid_pattern_exits_2_with_eventbridge_reason_before_network_io(
     args: list[str], message: str, hook: Callable[..., Hook]
 ) -> None:
     """A bad --pattern: exit 2, EventBridge's reason on stderr, nothing on stdout, no connect."""
-    with socket.socket() as relay_socket:  # a "relay" that would see any connection attempt
-        relay_socket.bind(("127.0.0.1", 0))
-        relay_socket.listen()
-        relay_socket.setblocking(False)
-        port = relay_socket.getsockname()[1]
-        listener = hook(*listen(f"http://127.0.0.1:{port}", "bad-pattern", "--exec", "true", *args))
-        assert listener.wait_exit() == 2
-        with pytest.raises(BlockingIOError):
-            relay_socket.accept()
+    listener = exits_2_without_connecting(hook, "--exec", "true", *args)
     assert message in listener.stderr.splitlines()
-    assert listener.lines == [] and listener.not_json == []
 
 
 @pytest.mark.parametrize(
@@ -361,18 +368,28 @@ def test_non_loopback_target_exits_2_without_allow_remote_target(
     target: str, hook: Callable[..., Hook]
 ) -> None:
     """A remote --target is refused before any network I/O unless --allow-remote-target."""
-    with socket.socket() as relay_socket:
-        relay_socket.bind(("127.0.0.1", 0))
-        relay_socket.listen()
-        relay_socket.setblocking(False)
-        port = relay_socket.getsockname()[1]
-        listener = hook(*listen(f"http://127.0.0.1:{port}", "remote", "--target", target))
-        assert listener.wait_exit() == 2
-        with pytest.raises(BlockingIOError):
-            relay_socket.accept()
+    listener = exits_2_without_connecting(hook, "--target", target)
     assert "not a loopback address" in listener.stderr
     assert "--allow-remote-target" in listener.stderr
-    assert listener.lines == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--exec", "true", "--from", "yesterday"], "Error: --from value 'yesterday' is not now"),
+        (["--exec", "true", "--from", "2026-05-01T12:00:00"], "needs a timezone"),
+        (["--exec", "true", "--target", "3000"], "give exactly one of --target, --exec"),
+        (["--handler", "no_such_app.py:handler"], "handler file no_such_app.py does not exist"),
+        (["--exec", "true", "--pattern", "@no-such-pattern.json"], "no such file"),
+    ],
+    ids=["from-word", "from-naive-time", "two-targets", "no-handler-file", "no-pattern-file"],
+)
+def test_other_bad_options_exit_2_before_network_io(
+    args: list[str], message: str, hook: Callable[..., Hook]
+) -> None:
+    """Bad --from, target or file options: exit 2 with the reason, before connecting."""
+    listener = exits_2_without_connecting(hook, *args)
+    assert message in listener.stderr
 
 
 @pytest.mark.parametrize(
@@ -874,6 +891,13 @@ def _gone(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
+def save(path: Path, text: str) -> None:
+    """Save like an editor that writes a temp file and renames it: one change, never half a file."""
+    temp = path.with_name(path.name + ".swp")
+    temp.write_text(text)
+    os.replace(temp, path)
+
+
 HANDLER_V1 = """\
 def handler(event, context):
     return {"version": 1, "order": event["detail"]["order"]}
@@ -901,13 +925,13 @@ def test_handler_hot_reload_when_the_file_is_rewritten_mid_stream(
     [first] = listener.wait_results(1)
     assert (first["status"], first["error"]) == ("delivered", None)
 
-    module.write_text(HANDLER_V2)
+    save(module, HANDLER_V2)
     listener.wait(
         lambda: any("reloaded handler" in n["message"] for n in listener.of("notice")),
         "a reload notice",
     )
-    [notice] = [n for n in listener.of("notice") if "reloaded handler" in n["message"]]
-    assert "orders_handler.py" in notice["message"]
+    notice = next(n for n in listener.of("notice") if "reloaded handler" in n["message"])
+    assert notice["message"] == "reloaded handler after change to orders_handler.py"
     second = ingest(relay.url, "shop", {"order": 2})
     results = listener.wait_results(2)
     assert (results[1]["id"], results[1]["status"], results[1]["attempts"]) == (
@@ -1121,22 +1145,24 @@ def test_handler_that_stops_importing_fails_events_until_fixed(
     module.write_text(HANDLER_V1)
     listener = hook(*listen(relay.url, "handler-fix", "--handler", str(module), "--retries", "2"))
     listener.wait_ready()
+    ingest(relay.url, "shop", {"order": 0})
+    assert listener.wait_results(1)[0]["status"] == "delivered"
 
-    module.write_text(BROKEN_HANDLER)
+    save(module, BROKEN_HANDLER)
     listener.wait(
         lambda: any("failed to load" in n["message"] for n in listener.of("notice")),
         "a failed-to-load notice",
     )
     broken = ingest(relay.url, "shop", {"order": 1})
-    [failed] = listener.wait_results(1)
+    failed = listener.wait_results(2)[1]
     assert (failed["id"], failed["status"], failed["attempts"]) == (broken["id"], "failed", 1)
     assert "hook_test_no_such_module" in failed["error"]
 
-    module.write_text(HANDLER_V1)
+    save(module, HANDLER_V1)
     listener.wait(
         lambda: any("reloaded handler" in n["message"] for n in listener.of("notice")),
         "a reload notice",
     )
     fixed = ingest(relay.url, "shop", {"order": 2})
-    results = listener.wait_results(2)
-    assert (results[1]["id"], results[1]["status"]) == (fixed["id"], "delivered")
+    results = listener.wait_results(3)
+    assert (results[2]["id"], results[2]["status"]) == (fixed["id"], "delivered")
