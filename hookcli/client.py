@@ -114,6 +114,8 @@ class Stream:
                 reason = "the relay closed the connection"
             except ConnectionClosed as exc:
                 reason = _closed_reason(exc)
+            except BrokenPipeError:
+                raise  # our own stdout's reader left (`hook tail | head`), not the relay
             except (OSError, TimeoutError) as exc:
                 reason = f"connection lost: {exc}"
             if not self.reconnect:

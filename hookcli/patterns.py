@@ -1280,50 +1280,67 @@ def _match_pairs(rule: _Rule, leaves: list[_Pair]) -> bool:
     return _consistent(rule, leaves)
 
 
+class _Choices:
+    """The memberships one condition may pick, indexed by (array, element) for the search."""
+
+    __slots__ = ("all", "by_element")
+
+    def __init__(self, mems: list[_Membership]) -> None:
+        self.all = mems
+        self.by_element: dict[tuple[int, int], list[_Membership]] = {}
+        for mem in mems:
+            for pair in mem:
+                self.by_element.setdefault(pair, []).append(mem)
+
+    def compatible(self, chosen: dict[int, int]) -> Iterator[_Membership]:
+        """The memberships that agree with every element chosen so far."""
+        candidates = self.all
+        for array, index in chosen.items():  # any pinned array narrows to one element's list
+            narrowed = self.by_element.get((array, index))
+            if narrowed is not None:
+                candidates = narrowed
+                break
+        for mem in candidates:
+            if all(chosen.get(array, index) == index for array, index in mem):
+                yield mem
+
+
 def _consistent(rule: _Rule, leaves: list[_Pair]) -> bool:
     """§1.5 array consistency: pick one leaf per condition, all from compatible elements.
 
     Callers have already checked each condition on its own. Leaves outside every array
     combine with any choice, so only conditions whose leaves all sit in arrays constrain it.
     """
-    options: list[tuple[list[_Membership], list[_Membership] | None]] = []
+    options: list[tuple[_Choices, _Choices | None]] = []
     for condition, (vals, mems) in zip(rule, leaves, strict=True):
         if mems is None:
             continue  # no leaf in an array: satisfied (or absent) whatever the others pick
         pred = condition.pred
         matching = [mem for value, mem in zip(vals, mems, strict=True) if pred(value)]
         if condition.allow_absent:
-            options.append((matching, mems))
+            options.append((_Choices(matching), _Choices(mems)))
         elif () not in matching:
-            options.append((matching, None))
+            options.append((_Choices(matching), None))
     if not options or (len(options) == 1 and options[0][1] is None):
         return True
     # Most constrained first; conditions that may be absent last, so absence is judged
     # against the elements the others chose (see UNCERTAIN["exists-false-in-object-arrays"]).
-    options.sort(key=lambda option: (option[1] is not None, len(option[0])))
+    options.sort(key=lambda option: (option[1] is not None, len(option[0].all)))
     return _search(options, 0, {})
 
 
-def _compatible(chosen: dict[int, int], mem: _Membership) -> bool:
-    for array, index in mem:
-        if chosen.get(array, index) != index:
-            return False
-    return True
-
-
 def _search(
-    options: list[tuple[list[_Membership], list[_Membership] | None]],
+    options: list[tuple[_Choices, _Choices | None]],
     i: int,
     chosen: dict[int, int],
 ) -> bool:
     if i == len(options):
         return True
-    matching, absent_from = options[i]
-    for mem in matching:
-        if _compatible(chosen, mem):
-            if _search(options, i + 1, {**chosen, **dict(mem)} if mem else chosen):
-                return True
-    if absent_from is not None and not any(_compatible(chosen, m) for m in absent_from):
+    matching, present = options[i]
+    for mem in matching.compatible(chosen):
+        if _search(options, i + 1, {**chosen, **dict(mem)} if mem else chosen):
+            return True
+    if present is not None and next(present.compatible(chosen), None) is None:
         return _search(options, i + 1, chosen)  # §9: no leaf here in the chosen elements
     return False
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from hookcli.client import RelayApi
 from hookcli.config import Connection
@@ -28,7 +29,10 @@ class ReplaySettings:
 
     connection: Connection
     target: TargetSpec
-    listener: str
+    #: Record results under this listener name. None: under the listener whose delivery
+    #: failed (for --failed), else under ``default_listener``.
+    listener: str | None
+    default_listener: str
     ids: tuple[str, ...] = ()
     failed: bool = False
     failed_listener: str | None = None
@@ -56,6 +60,9 @@ async def replay(
     delivered = failed = 0
     async with RelayApi.open(settings.connection) as api:
         records = [await api.event(event_id) for event_id in settings.ids]
+        owners = {
+            r["event"]["id"]: [settings.listener or settings.default_listener] for r in records
+        }
         if settings.failed:
             rows = await api.events(
                 status="failed",
@@ -68,7 +75,11 @@ async def replay(
             for row in reversed(rows):
                 if row["event"]["id"] not in known:
                     known.add(row["event"]["id"])
-                    records.append(await api.event(row["event"]["id"]))
+                    record = await api.event(row["event"]["id"])
+                    records.append(record)
+                    owners[row["event"]["id"]] = (
+                        [settings.listener] if settings.listener else _failed_listeners(record)
+                    ) or [settings.default_listener]
             if not records:
                 emit(Notice("No failed deliveries to replay."))
         if on_total is not None:
@@ -85,19 +96,19 @@ async def replay(
 
                 outcome, attempts = await deliver(target, event, settings.policy, on_attempt)
                 emit(Delivered(seq, event, outcome, attempts))
-                await api.record(
-                    event.id,
-                    settings.listener,
-                    Result(
-                        seq=seq,
-                        id=event.id,
-                        status="delivered" if outcome.delivered else "failed",
-                        attempt=attempts,
-                        latency_ms=outcome.latency_ms,
-                        code=outcome.code,
-                        error=outcome.error,
-                    ),
+                result = Result(
+                    seq=seq,
+                    id=event.id,
+                    status="delivered" if outcome.delivered else "failed",
+                    attempt=attempts,
+                    latency_ms=outcome.latency_ms,
+                    code=outcome.code,
+                    error=outcome.error,
                 )
+                # One delivery, recorded for each listener it stands in for, so a replayed
+                # failure stops counting as failed for the listener that had it.
+                for listener in owners[event.id]:
+                    await api.record(event.id, listener, result)
                 if outcome.delivered:
                     delivered += 1
                 else:
@@ -105,6 +116,14 @@ async def replay(
         finally:
             await target.close()
     return ReplaySummary(delivered, failed)
+
+
+def _failed_listeners(record: dict[str, Any]) -> list[str]:
+    """The listeners whose latest delivery of this event failed."""
+    latest: dict[str, str] = {}
+    for delivery in record.get("deliveries", []):
+        latest[delivery["listener"]] = delivery["status"]
+    return [name for name, status in latest.items() if status == "failed"]
 
 
 def _event_of(record: dict[str, object]) -> Event:

@@ -400,11 +400,6 @@ def popen(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: client.Stream.run takes the BrokenPipeError of tail's own stdout for a lost"
-    " relay connection and reconnects forever; and EPIPE exits 1 (typer), not 0",
-)
 def test_tail_piped_into_head_exits_0(relay: RunningRelay, env: dict[str, str]) -> None:
     """`hook tail | head -1`: once the reader leaves, tail exits 0 quietly (no reconnect loop)."""
     ingest(relay, "shop", b'{"n": 0}')
@@ -414,11 +409,6 @@ def test_tail_piped_into_head_exits_0(relay: RunningRelay, env: dict[str, str]) 
     assert code == 0, err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: typer's _main turns EPIPE into sys.exit(1), so main()'s BrokenPipeError -> 0"
-    " branch never runs and `hook events | head -1` exits 1 ('a delivery failed')",
-)
 def test_events_piped_into_head_exits_0(relay: RunningRelay, env: dict[str, str]) -> None:
     """`hook events | head -1` with more history than a pipe holds: exit 0, nothing on stderr."""
     pad = "x" * 4096
@@ -539,11 +529,6 @@ def test_replay_failed_after_an_outage_delivers_them_all(
         loop_thread.run(runner.cleanup())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: replay --failed --listener X records results under --name (user@host), not X,"
-    " so X's failures stay failed and a second run delivers them again",
-)
 def test_replay_failed_twice_delivers_once(
     relay: RunningRelay,
     loop_thread: LoopThread,

@@ -610,11 +610,6 @@ def test_webhook_replayed_byte_exact_so_its_hmac_verifies(
     assert got.header("X-Hook-Event-Id") == [sent["id"]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: relay/server.py _post_ingest stores the percent-DEcoded path suffix "
-    "(match_info['rest']) and query (request.query_string) instead of the raw ones",
-)
 def test_webhook_percent_encoded_path_and_query_are_replayed_raw(
     relay: RunningRelay, loop_thread: LoopThread, hook: Callable[..., Hook]
 ) -> None:

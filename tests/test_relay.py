@@ -389,3 +389,43 @@ def test_history_and_one_event(tmp_path: Path) -> None:
             await relay.stop()
 
     run(main())
+
+
+def test_token_scopes_listener_names(tmp_path: Path) -> None:
+    """With a tokens file, cursors and history live under the token's name; teams don't mix."""
+
+    async def main() -> None:
+        tokens = {"team-a-token-0123456789": "team-a", "team-b-token-0123456789": "team-b"}
+        relay = await started(tmp_path, tokens=tokens)
+        try:
+            a, _ = await subscribe(relay, name="dev", start="now", token="team-a-token-0123456789")
+            await ingest(relay, "c", {"n": 1})
+            message = await next_of(a)
+            await answer(a, message, status="failed")
+            await asyncio.sleep(0.2)  # the relay flushes results every 50 ms
+            await a.close()
+            # Team b's listener of the same name is another listener: it starts fresh.
+            b, subscribed = await subscribe(
+                relay, name="dev", start="last", token="team-b-token-0123456789"
+            )
+            assert subscribed["resumed"] is False
+            await b.close()
+            event_id = message["event"]["id"]
+            for token, found in [("team-a-token-0123456789", 1), ("team-b-token-0123456789", 0)]:
+                headers = {"Authorization": f"Bearer {token}"}
+                async with aiohttp.ClientSession(headers=headers) as s:
+                    params = {"status": "failed", "listener": "dev"}
+                    async with s.get(f"{relay.url}/v1/events", params=params) as r:
+                        assert len((await r.json())["events"]) == found
+            headers = {"Authorization": "Bearer team-a-token-0123456789"}
+            async with aiohttp.ClientSession(headers=headers) as s:
+                body = {"listener": "team-a/dev", "status": "delivered", "attempt": 1}
+                async with s.post(f"{relay.url}/v1/events/{event_id}/results", json=body) as r:
+                    assert r.status == 200
+                async with s.get(f"{relay.url}/v1/events/{event_id}") as r:
+                    listeners = {d["listener"] for d in (await r.json())["deliveries"]}
+            assert listeners == {"team-a/dev"}
+        finally:
+            await relay.stop()
+
+    run(main())

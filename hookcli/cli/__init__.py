@@ -6,11 +6,13 @@ load inside the command that uses them), so ``hook --version`` and ``hook --help
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import typer.core
 
 from hookcli import __version__
 from hookcli.errors import HookError
@@ -21,8 +23,24 @@ EXIT_CODES_HELP = (
     "7 store error; 8 target setup error; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM)."
 )
 
+
+class _ReaderLeft(Exception):
+    """Our stdout's reader went away (``hook tail | head``): not an error."""
+
+
+class _Group(typer.core.TyperGroup):
+    """The root group; it lifts EPIPE past Typer, which would turn it into exit 1."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            raise _ReaderLeft() from None
+
+
 app = typer.Typer(
     name="hook",
+    cls=_Group,
     help=(
         "Tunnel cloud events (EventBridge, webhooks) to local code, with nothing lost.\n\n"
         + EXIT_CODES_HELP
@@ -112,7 +130,9 @@ def main(argv: list[str] | None = None) -> None:
         else:
             sys.stderr.write(f"Error: {exc.format_message()}\n")
         code = exc.exit_code
-    except BrokenPipeError:
-        # `hook tail | head`: the reader left; that is not an error worth a traceback.
+    except (BrokenPipeError, _ReaderLeft):
+        # `hook tail | head`: the reader left. Exit 0, and point stdout at /dev/null so the
+        # interpreter's final flush cannot fail on the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 0
     sys.exit(code if isinstance(code, int) else 0)

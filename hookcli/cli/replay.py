@@ -37,7 +37,8 @@ def replay(
         typer.Option(
             "--name",
             envvar="HOOK_NAME",
-            help="Record results under this listener name. Default: user@host.",
+            help="Record results under this listener name. Default: the listener whose "
+            "delivery failed (with --failed), else user@host.",
             show_default=False,
         ),
     ] = None,
@@ -69,7 +70,8 @@ def replay(
     settings = ReplaySettings(
         connection=resolve(relay, token),
         target=TargetSpec(target, exec_, handler, allow_remote_target, keep_host, retry_4xx),
-        listener=name or o.default_name(),
+        listener=name,
+        default_listener=o.default_name(),
         ids=tuple(event_ids or ()),
         failed=failed,
         failed_listener=listener,

@@ -283,11 +283,14 @@ class Relay:
                     f"send {self.ingest.signature_header}: "
                     "sha256=<hex HMAC-SHA256 of the raw body>",
                 )
-        rest = request.match_info.get("rest", "")
+        # The path suffix and query exactly as sent (percent-escapes kept): aiohttp's
+        # match_info and query_string are decoded, and a replay must not change the URL.
+        parts = request.rel_url.raw_path.split("/", 4)  # "", "v1", "ingest", channel, rest
+        rest = parts[4] if len(parts) > 4 else ""
         raw = RawRequest(
             method=request.method,
             path="/" + rest if rest else "",
-            query=request.query_string,
+            query=request.rel_url.raw_query_string,
             # UTF-8 (not latin-1): the HTTP target re-encodes header values as UTF-8, so this
             # round-trips every header a real webhook sender uses byte for byte.
             headers=headers_from(
@@ -312,7 +315,7 @@ class Relay:
     # ---------------------------------------------------------------- history
 
     async def _get_events(self, request: web.Request) -> web.Response:
-        self._authorize(request)
+        scope = self._authorize(request)
         q = request.query
         keep = None
         if q.get("pattern"):
@@ -325,7 +328,7 @@ class Relay:
                 limit=min(_int(q.get("limit")) or 50, 1000),
                 source=q.get("source") or None,
                 detail_type=q.get("detail_type") or None,
-                listener=q.get("listener") or None,
+                listener=_scoped(scope, q["listener"]) if q.get("listener") else None,
                 status=q.get("status") or None,
                 since=_time(q.get("since")),
                 until=_time(q.get("until")),
@@ -588,8 +591,13 @@ def _start_position(start: Start, head: int, cursor: int | None, store: Store) -
 
 
 def _scoped(scope: str, name: str) -> str:
-    """Listener names live inside their token's scope, so teams cannot take each other's cursors."""
-    return f"{scope}/{name}" if scope else name
+    """Listener names live inside their token's scope, so teams cannot take each other's cursors.
+
+    A name that already carries the caller's scope (as history shows it) is left as it is.
+    """
+    if not scope or name.startswith(f"{scope}/"):
+        return name
+    return f"{scope}/{name}"
 
 
 def _delivery(listener: str, result: Result, *, replay: bool) -> Delivery:
