@@ -22,6 +22,7 @@ from hookcli.delivery import Attempt, RetryPolicy, deliver
 from hookcli.events import Event
 from hookcli.patterns import compile_pattern
 from hookcli.protocol import EventMessage, Result, Start, Subscribe, Subscribed, Welcome
+from hookcli.targets import Notice as NoticeCallback
 from hookcli.targets import Outcome, Target, make_target
 from hookcli.updates import (
     ConnectionState,
@@ -53,7 +54,7 @@ class TargetSpec:
     watch: tuple[Path, ...] = ()
     concurrency: int = 1
 
-    def build(self, on_notice: Callable[[str], None] | None = None) -> Target:
+    def build(self, on_notice: NoticeCallback | None = None) -> Target:
         """Validate and construct the target (no network I/O yet)."""
         return make_target(
             url=self.url,
@@ -122,7 +123,7 @@ async def listen(settings: ListenSettings, emit: Emit) -> None:
     """Deliver every matching event to the target until cancelled (or disconnected, if asked)."""
     if settings.pattern:
         compile_pattern(settings.pattern)  # invalid patterns fail before any network I/O
-    target = settings.target.build(on_notice=lambda text: emit(Notice(text)))
+    target = settings.target.build(on_notice=lambda text, level="info": emit(Notice(text, level)))
     async with relay_for(settings.connection, emit) as connection:
         await target.start()
         try:

@@ -56,7 +56,7 @@ async def replay(
     """Deliver each chosen event once more (with retries); never stops at a failed one."""
     if not settings.ids and not settings.failed:
         raise UsageError("name at least one EVENT_ID, or use --failed")
-    target = settings.target.build(on_notice=lambda text: emit(Notice(text)))
+    target = settings.target.build(on_notice=lambda text, level="info": emit(Notice(text, level)))
     delivered = failed = 0
     async with RelayApi.open(settings.connection) as api:
         records = [await api.event(event_id) for event_id in settings.ids]

@@ -524,7 +524,9 @@ def test_handler_hot_reload_between_events_loses_nothing(tmp_path: Path) -> None
     notices: list[str] = []
 
     async def scenario() -> tuple[HandlerTarget, list[Outcome]]:
-        target = make_target(handler=f"{app}:handler", on_notice=notices.append)
+        target = make_target(
+            handler=f"{app}:handler", on_notice=lambda text, level="info": notices.append(text)
+        )
         assert isinstance(target, HandlerTarget)
         await target.start()
         try:
@@ -559,7 +561,9 @@ def test_handler_import_error_fails_until_the_file_is_fixed(tmp_path: Path) -> N
     notices: list[str] = []
 
     async def scenario() -> tuple[str | None, Outcome, Outcome, str | None]:
-        target = make_target(handler=str(app), on_notice=notices.append)
+        target = make_target(
+            handler=str(app), on_notice=lambda text, level="info": notices.append(text)
+        )
         assert isinstance(target, HandlerTarget)
         await target.start()
         try:

@@ -15,10 +15,10 @@ from __future__ import annotations
 import ipaddress
 import keyword
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 from urllib.parse import SplitResult, urlsplit
 
 from hookcli.errors import UsageError
@@ -29,7 +29,12 @@ ERROR_LIMIT = 200
 #: Longest ``Outcome.detail`` (a response body's start, a stderr tail, a traceback).
 DETAIL_LIMIT = 2048
 
-Notice = Callable[[str], None]
+
+class Notice(Protocol):
+    """Reports something about the target that is not an event (a reload, a broken watcher)."""
+
+    def __call__(self, text: str, level: Literal["info", "warning"] = "info") -> None:
+        """Say ``text``; ``warning`` when the user has something to fix."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from hookcli.errors import TargetError
 from hookcli.events import Event
@@ -54,7 +54,7 @@ class HandlerTarget:
         self.reloads = 0
         self._watch_paths = tuple(watch)
         self._reload = reload
-        self._notice = on_notice or (lambda text: None)
+        self._notice: Notice = on_notice or _quiet
         self._lock = asyncio.Lock()
         self._worker: _Worker | None = None
         self._import_error: tuple[str, str] | None = None
@@ -197,7 +197,10 @@ class HandlerTarget:
         if self._import_error is None:
             self._notice(f"reloaded handler after change to {names}")
         else:
-            self._notice(f"handler failed to load after change to {names}: {self._import_error[0]}")
+            self._notice(
+                f"handler failed to load after change to {names}: {self._import_error[0]}",
+                "warning",
+            )
 
     async def _watch(self, stop: asyncio.Event) -> None:
         """Collect changed files; restart the worker as soon as no event is running."""
@@ -229,7 +232,7 @@ class HandlerTarget:
                     if self._changed:
                         await self._restart()
         except Exception as exc:  # a broken watcher must not take the listener down with it
-            self._notice(f"stopped watching for changes: {type(exc).__name__}: {exc}")
+            self._notice(f"stopped watching for changes: {type(exc).__name__}: {exc}", "warning")
 
 
 class _Worker:
@@ -390,3 +393,7 @@ def _display(path: Path, base: Path | None = None) -> str:
         return str(path.relative_to(base or Path.cwd()))
     except ValueError:
         return str(path)
+
+
+def _quiet(text: str, level: Literal["info", "warning"] = "info") -> None:
+    """The notice callback when nobody listens."""
