@@ -1283,7 +1283,7 @@ def _match_pairs(rule: _Rule, leaves: list[_Pair]) -> bool:
 class _Choices:
     """The memberships one condition may pick, indexed by (array, element) for the search."""
 
-    __slots__ = ("all", "by_element")
+    __slots__ = ("all", "arrays", "by_element")
 
     def __init__(self, mems: list[_Membership]) -> None:
         self.all = mems
@@ -1291,14 +1291,14 @@ class _Choices:
         for mem in mems:
             for pair in mem:
                 self.by_element.setdefault(pair, []).append(mem)
+        self.arrays = {array for array, _ in self.by_element}
 
     def compatible(self, chosen: dict[int, int]) -> Iterator[_Membership]:
         """The memberships that agree with every element chosen so far."""
         candidates = self.all
-        for array, index in chosen.items():  # any pinned array narrows to one element's list
-            narrowed = self.by_element.get((array, index))
-            if narrowed is not None:
-                candidates = narrowed
+        for array, index in chosen.items():
+            if array in self.arrays:  # a pinned array narrows to that one element's leaves
+                candidates = self.by_element.get((array, index), [])
                 break
         for mem in candidates:
             if all(chosen.get(array, index) == index for array, index in mem):
@@ -1323,10 +1323,47 @@ def _consistent(rule: _Rule, leaves: list[_Pair]) -> bool:
             options.append((_Choices(matching), None))
     if not options or (len(options) == 1 and options[0][1] is None):
         return True
-    # Most constrained first; conditions that may be absent last, so absence is judged
-    # against the elements the others chose (see UNCERTAIN["exists-false-in-object-arrays"]).
-    options.sort(key=lambda option: (option[1] is not None, len(option[0].all)))
-    return _search(options, 0, {})
+    return all(_search(group, 0, {}) for group in _independent_groups(options))
+
+
+def _independent_groups(
+    options: list[tuple[_Choices, _Choices | None]],
+) -> list[list[tuple[_Choices, _Choices | None]]]:
+    """Split the options into groups sharing no array, each ordered for a narrow search.
+
+    Groups are independent, so each is searched alone (a product of their sizes is never
+    explored). Within one, the smallest option goes first and every next one shares an array
+    with those before it, so a choice made earlier narrows it to one element's leaves;
+    conditions that may be absent come last, so absence is judged against the elements the
+    others chose (see UNCERTAIN["exists-false-in-object-arrays"]).
+    """
+    owner: dict[int, int] = {}  # union-find over options, joined by the arrays they share
+
+    def root(i: int) -> int:
+        while owner.get(i, i) != i:
+            i = owner[i]
+        return i
+
+    first_user: dict[int, int] = {}
+    for i, (matching, present) in enumerate(options):
+        for array in matching.arrays | (present.arrays if present is not None else set()):
+            other = first_user.setdefault(array, i)
+            owner[root(i)] = root(other)
+    groups: dict[int, list[tuple[_Choices, _Choices | None]]] = {}
+    for i, option in enumerate(options):
+        groups.setdefault(root(i), []).append(option)
+    ordered = []
+    for group in groups.values():
+        positive = sorted((o for o in group if o[1] is None), key=lambda o: len(o[0].all))
+        chain: list[tuple[_Choices, _Choices | None]] = []
+        reached: set[int] = set()
+        while positive:
+            pick = next((o for o in positive if o[0].arrays & reached), positive[0])
+            positive.remove(pick)
+            chain.append(pick)
+            reached |= pick[0].arrays
+        ordered.append(chain + [o for o in group if o[1] is not None])
+    return ordered
 
 
 def _search(

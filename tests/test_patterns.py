@@ -782,3 +782,13 @@ def test_long_hostile_values_match_in_linear_time() -> None:
     )
     assert not pattern.matches({"a": hostile, "b": hostile, "c": ":" * 9})
     assert not pattern.matches({"a": "10.0.0.1", "b": hostile, "c": ":" * 9})
+
+
+def test_array_consistency_search_stays_linear() -> None:
+    """§1.5: many half-matching elements, in one array or two, do not make the search blow up."""
+    n = 20_000
+    one_array = {"a": [{"x": 1, "y": 1}] * n + [{"z": 1}] * n}
+    two_arrays = {"a": [{"x": 1}] * n + [{"z": 1}] * n, "b": [{"y": 1}] * (n // 2)}
+    check({"a": {"x": [1], "y": [1], "z": [1]}}, one_array, False)
+    check({"a": {"x": [1], "z": [1]}, "b": {"y": [1]}}, two_arrays, False)
+    check({"a": {"x": [1], "w": [{"exists": False}]}, "b": {"y": [1]}}, two_arrays, True)
