@@ -163,8 +163,42 @@ class JsonRenderer:
 
     @staticmethod
     def _write(stream: TextIO, data: dict[str, Any]) -> None:
+        if id(stream) in _broken:
+            raise BrokenPipeError("the reader of our output went away")
         stream.write(json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n")
+        _flush_soon(stream)
+
+
+_unflushed: set[int] = set()
+#: Streams whose deferred flush hit EPIPE: the next write raises it where it can stop us.
+_broken: set[int] = set()
+
+
+def _flush_soon(stream: TextIO) -> None:
+    """Flush once per event-loop pass (lines written together leave together), or now.
+
+    Scripts still see each line as soon as the pass that produced it ends, but a burst of
+    events costs one write system call, not two per event.
+    """
+    aio = sys.modules.get("asyncio")
+    try:
+        loop = aio.get_running_loop() if aio is not None else None
+    except RuntimeError:
+        loop = None
+    if loop is None:
         stream.flush()
+        return
+    if id(stream) not in _unflushed:
+        _unflushed.add(id(stream))
+
+        def flush() -> None:
+            _unflushed.discard(id(stream))
+            try:
+                stream.flush()
+            except BrokenPipeError:
+                _broken.add(id(stream))
+
+        loop.call_soon(flush)
 
 
 # ------------------------------------------------------------------ terminal

@@ -93,9 +93,11 @@ class _Session:
     pos: int
     live: bool = False
     queue: deque[StoredEvent] = field(default_factory=deque)
-    in_flight: dict[int, str] = field(default_factory=dict)
+    #: Seqs sent and not yet answered (listen mode).
+    in_flight: set[int] = field(default_factory=set)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     results: list[Delivery] = field(default_factory=list)
+    saved_cursor: int = -1
     answered: set[int] = field(default_factory=set)
     sent_live_marker: bool = False
     closed: bool = False
@@ -134,17 +136,41 @@ class Relay:
         self._sessions: dict[str, _Session] = {}
         self._patterns = PatternSet()
         self._match_all: set[str] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._batch: list[tuple[list[Event], asyncio.Future[list[StoredEvent]]]] = []
+        self._flusher: asyncio.Task[None] | None = None
         self.app = self._make_app()
 
     # ---------------------------------------------------------------- commit + fan-out
 
     async def commit(self, events: Sequence[Event]) -> list[StoredEvent]:
-        """Store events (deduplicated by id), then hand each new one to matching live sessions."""
-        stored = self.store.append(events)
+        """Store events (deduplicated by id), then hand each new one to matching live sessions.
+
+        Commits arriving in the same event-loop pass (concurrent webhooks, an SQS batch) share
+        one SQLite transaction: a group commit, so ingest throughput is not one fsync-bound
+        transaction per request. Returns the newly stored ones among ``events``.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[StoredEvent]] = loop.create_future()
+        self._batch.append((list(events), future))
+        if len(self._batch) == 1:
+            loop.call_soon(self._commit_batch)
+        return await future
+
+    def _commit_batch(self) -> None:
+        batch, self._batch = self._batch, []
+        try:
+            stored = self.store.append([event for events, _ in batch for event in events])
+        except Exception as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
         if stored and self._sessions:
             self._fan_out(stored)
-        return stored
+        for events, future in batch:
+            if not future.done():
+                ids = {event.id for event in events}
+                future.set_result([item for item in stored if item.event.id in ids])
 
     def _fan_out(self, stored: Sequence[StoredEvent]) -> None:
         for item in stored:
@@ -177,6 +203,7 @@ class Relay:
         app.router.add_post("/v1/events/{id}/results", self._post_result)
         app.router.add_route("*", "/v1/ingest/{channel}", self._post_ingest)
         app.router.add_route("*", "/v1/ingest/{channel}/{rest:.*}", self._post_ingest)
+        app.on_startup.append(self._on_startup)
         app.on_shutdown.append(self._on_shutdown)
         return app
 
@@ -382,7 +409,6 @@ class Relay:
         await ws.prepare(request)
         session: _Session | None = None
         pump: asyncio.Task[None] | None = None
-        flusher: asyncio.Task[None] | None = None
         try:
             async for msg in ws:
                 if msg.type != WSMsgType.TEXT:
@@ -426,8 +452,6 @@ class Relay:
                         await _send_error(ws, "invalid-pattern", exc.message)
                         continue
                     pump = asyncio.create_task(self._pump(session))
-                    if session.mode == "listen":
-                        flusher = asyncio.create_task(self._flush_loop(session))
                 elif isinstance(message, Unknown):
                     log.debug("ignoring unknown message type %r", message.type)
                 else:
@@ -435,9 +459,8 @@ class Relay:
                         ws, "bad-message", f"{message.type} is a relay-to-client message"
                     )
         finally:
-            for task in (pump, flusher):
-                if task is not None:
-                    task.cancel()
+            if pump is not None:
+                pump.cancel()
             if session is not None:
                 self._detach(session)
         return ws
@@ -471,6 +494,7 @@ class Relay:
             if message.start.kind == "last" and known is not None:
                 session.answered = self.store.answered_after(key, pos)
             self.store.save_listener(key, cursor=pos, pattern=message.pattern, seen=time.time())
+        session.saved_cursor = pos
         self._sessions[key] = session
         if pattern is None:
             self._match_all.add(key)
@@ -499,7 +523,7 @@ class Relay:
             if session.key in self._patterns:
                 self._patterns.remove(session.key)
         if session.mode == "listen":
-            self._flush(session)
+            self._flush([session])
 
     async def _pump(self, session: _Session) -> None:
         """Send the session its matching events in seq order, within its in-flight window."""
@@ -524,7 +548,7 @@ class Relay:
                     session.answered.discard(item.seq)
                     continue
                 if session.mode == "listen":
-                    session.in_flight[item.seq] = item.event.id
+                    session.in_flight.add(item.seq)
                 await ws.send_str(encode_event(item.seq, item.event_json, item.request_json))
         except (ConnectionResetError, RuntimeError) as exc:
             log.debug("stream to %s ended: %s", session.key, exc)
@@ -548,26 +572,41 @@ class Relay:
         return session.queue.popleft() if session.queue else None
 
     def _on_result(self, session: _Session, result: Result) -> None:
-        event_id = session.in_flight.pop(result.seq, None)
-        if event_id is None:
+        if result.seq not in session.in_flight:
             log.debug("%s answered seq %s, which is not in flight", session.key, result.seq)
             return
+        session.in_flight.discard(result.seq)
         session.results.append(_delivery(session.key, result, replay=False))
         session.wake.set()
 
-    async def _flush_loop(self, session: _Session) -> None:
+    async def _on_startup(self, app: web.Application) -> None:
+        self._flusher = asyncio.create_task(self._flush_loop())
+
+    async def _flush_loop(self) -> None:
+        """Every 50 ms, one transaction for every listener's new results and cursor moves."""
         while True:
             await asyncio.sleep(RESULT_FLUSH_SECONDS)
-            self._flush(session)
+            try:
+                self._flush([s for s in self._sessions.values() if s.mode == "listen"])
+            except HookError as exc:
+                log.error("cannot record results: %s", exc.message)
 
-    def _flush(self, session: _Session) -> None:
-        """Store the session's answered results and move its cursor (one transaction)."""
-        if session.results:
-            batch, session.results = session.results, []
-            self.store.record(batch)
-        self.store.set_cursor(session.key, session.cursor(self.store.head()))
+    def _flush(self, sessions: Sequence[_Session]) -> None:
+        """Store answered results and moved cursors of ``sessions`` in one transaction."""
+        head = self.store.head() if sessions else 0
+        results: list[Delivery] = []
+        cursors: dict[str, int] = {}
+        for session in sessions:
+            results += session.results
+            session.results = []
+            cursor = session.cursor(head)
+            if cursor != session.saved_cursor:
+                cursors[session.key] = session.saved_cursor = cursor
+        self.store.record(results, cursors)
 
     async def _on_shutdown(self, app: web.Application) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
         for session in list(self._sessions.values()):
             self._detach(session)
             await session.ws.close(code=1001, message=b"relay shutting down")

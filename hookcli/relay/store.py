@@ -89,6 +89,11 @@ _INSERT_EVENT = (
     " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE NOT EXISTS (SELECT 1 FROM events WHERE id = ?1)"
 )
 # A result for an event that retention already removed (or a seq/id mismatch) is dropped.
+_UPSERT_CURSOR = (
+    "INSERT INTO listeners (name, cursor, pattern, last_seen) VALUES (?, ?, '{}', ?)"
+    " ON CONFLICT (name) DO UPDATE SET cursor = max(cursor, excluded.cursor),"
+    " last_seen = excluded.last_seen"
+)
 _INSERT_DELIVERY = (
     "INSERT INTO deliveries"
     " (seq, listener, event_id, status, attempt, latency_ms, code, error, at, replay)"
@@ -326,12 +331,7 @@ class Store:
         An unknown name is created with an empty pattern, so an answered position is never lost.
         """
         with self._translate("saving a cursor"), self._write() as db:
-            db.execute(
-                "INSERT INTO listeners (name, cursor, pattern, last_seen) VALUES (?, ?, '{}', ?)"
-                " ON CONFLICT (name) DO UPDATE SET cursor = max(cursor, excluded.cursor),"
-                " last_seen = excluded.last_seen",
-                (_utf8(name), cursor, time.time()),
-            )
+            db.execute(_UPSERT_CURSOR, (_utf8(name), cursor, time.time()))
 
     def listeners(self) -> list[Listener]:
         """Every listener, by name."""
@@ -355,14 +355,18 @@ class Store:
 
     # ------------------------------------------------------------------ deliveries
 
-    def record(self, deliveries: Sequence[Delivery]) -> None:
-        """Store delivery results in one transaction.
+    def record(
+        self, deliveries: Sequence[Delivery], cursors: Mapping[str, int] | None = None
+    ) -> None:
+        """Store delivery results, and move cursors forward (as ``set_cursor``), in one transaction.
 
         A result whose event is no longer stored (retention) or whose seq and id disagree is
         dropped: it has nothing to attach to.
         """
-        if not deliveries:
+        if not deliveries and not cursors:
             return
+        now = time.time()
+        moves = [(_utf8(name), cursor, now) for name, cursor in (cursors or {}).items()]
         rows = [
             (
                 _utf8(d.listener),
@@ -380,6 +384,7 @@ class Store:
         ]
         with self._translate("recording deliveries"), self._write() as db:
             db.executemany(_INSERT_DELIVERY, rows)
+            db.executemany(_UPSERT_CURSOR, moves)
 
     def deliveries(self, event_id: str) -> list[Delivery]:
         """Every attempt recorded for the event, oldest first (record order)."""
