@@ -695,3 +695,22 @@ def test_closed_store_raises_store_error(tmp_path: Path) -> None:
     store.close()
     with pytest.raises(StoreError, match="closed"):
         store.head()
+
+
+def test_background_checkpoint_moves_the_wal_into_the_database(tmp_path: Path) -> None:
+    """With checkpoint_interval, a thread (not the committing caller) checkpoints the WAL."""
+    from conftest import UNIT, wait_until
+
+    path = tmp_path / "store.db"
+    store = Store(path, checkpoint_interval=0.05)
+    try:
+        assert store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        for batch in range(30):
+            store.append([event(f"e-{batch}-{n}", detail={"pad": "x" * 400}) for n in range(50)])
+        size_before = path.stat().st_size
+        wait_until(lambda: path.stat().st_size > size_before + 400_000, UNIT, "a checkpoint")
+        assert len(store.read(0, 2000)) == 1500
+    finally:
+        store.close()
+    with Store(path) as reopened:
+        assert reopened.stats()["events"] == 1500

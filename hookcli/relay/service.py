@@ -129,7 +129,9 @@ async def start_relay(settings: RelaySettings) -> RunningRelay:
     ssl_context = tls_context(settings.tls_cert, settings.tls_key)
     data_dir = settings.data_dir or default_data_dir()
     db_path = data_dir / f"{settings.name}.db"
-    store = Store(db_path, max_age=settings.max_age, max_count=settings.max_count)
+    store = Store(
+        db_path, max_age=settings.max_age, max_count=settings.max_count, checkpoint_interval=0.5
+    )
     emulator: Emulator | None = None
     source: SqsSource | None = None
     runner: web.AppRunner | None = None

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -89,6 +91,8 @@ _INSERT_EVENT = (
     " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE NOT EXISTS (SELECT 1 FROM events WHERE id = ?1)"
 )
 # A result for an event that retention already removed (or a seq/id mismatch) is dropped.
+log = logging.getLogger("hook.store")
+
 _UPSERT_CURSOR = (
     "INSERT INTO listeners (name, cursor, pattern, last_seen) VALUES (?, ?, '{}', ?)"
     " ON CONFLICT (name) DO UPDATE SET cursor = max(cursor, excluded.cursor),"
@@ -170,11 +174,13 @@ class Store:
         *,
         max_age: float | None = 7 * 86400,
         max_count: int | None = 100_000,
+        checkpoint_interval: float | None = None,
     ) -> None:
         self.path = Path(path)
         self.max_age = max_age
         self.max_count = max_count
         self._db: sqlite3.Connection | None = None
+        self._checkpointer: _Checkpointer | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -191,16 +197,25 @@ class Store:
                 db.close()
                 raise
             self._db = db
+        if checkpoint_interval is not None:
+            # Checkpoints (the only fsyncs in WAL + NORMAL) move to a thread of their own, so
+            # no commit on the event loop ever waits for the disk; see _Checkpointer.
+            db.execute("PRAGMA wal_autocheckpoint = 0")
+            self._checkpointer = _Checkpointer(self.path, checkpoint_interval)
 
     # ------------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
         """Close the file (idempotent); committed data is already durable."""
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         db, self._db = self._db, None
         if db is not None:
             with self._translate("closing"):
                 try:
                     db.execute("PRAGMA optimize")
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
                 finally:
                     db.close()
 
@@ -636,6 +651,37 @@ class Store:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+class _Checkpointer:
+    """Runs ``wal_checkpoint(PASSIVE)`` from its own connection every ``interval`` seconds.
+
+    SQLite's automatic checkpoint runs inside whichever commit crosses 1,000 WAL pages, with an
+    fsync: a multi-millisecond stall of the relay's event loop every few thousand events.
+    PASSIVE never blocks writers (https://www.sqlite.org/c3ref/wal_checkpoint_v2.html).
+    """
+
+    def __init__(self, path: Path, interval: float) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(path, interval), name="hook-checkpoint", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, path: Path, interval: float) -> None:
+        db = sqlite3.connect(path, timeout=5.0, isolation_level=None, check_same_thread=False)
+        try:
+            while not self._stop.wait(interval):
+                try:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:  # busy or I/O: the next round tries again
+                    log.warning("store checkpoint failed: %s", exc)
+        finally:
+            db.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10.0)
 
 
 def _open(db: sqlite3.Connection, path: Path) -> None:
