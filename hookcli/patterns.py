@@ -1622,6 +1622,7 @@ class PatternSet:
         mems: dict[str, list[_Membership]] = {}
         _flatten(event, self._trie, vals, mems, ())
         candidates: list[_Ref] = []
+        found: set[int] = set()  # buckets already taken: equal values in an array hit one often
         for path, table in self._exact.items():
             leaves = vals.get(path)
             if leaves is None:
@@ -1629,11 +1630,13 @@ class PatternSet:
             for value in leaves:
                 kind = value.__class__
                 bucket = table.get((_TRUE if value else _FALSE) if kind is bool else value)
-                if bucket is not None:
+                if bucket is not None and id(bucket) not in found:
+                    found.add(id(bucket))
                     candidates += bucket
                 if kind is int and not -_SAFE_INT <= value <= _SAFE_INT:
                     bucket = table.get(_as_float(value))  # §3: numeric equality as float64
-                    if bucket is not None:
+                    if bucket is not None and id(bucket) not in found:
+                        found.add(id(bucket))
                         candidates += bucket
         for path, (table, lengths) in self._prefix.items():
             leaves = vals.get(path)
@@ -1645,7 +1648,8 @@ class PatternSet:
                         if length > len(value):
                             break
                         bucket = table.get(value[:length])
-                        if bucket is not None:
+                        if bucket is not None and id(bucket) not in found:
+                            found.add(id(bucket))
                             candidates += bucket
         candidates += self._always
         matched: set[str] = set()
