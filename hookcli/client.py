@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import AsyncIterator, Callable, Generator, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any, Protocol, TypeVar
@@ -36,6 +36,7 @@ from hookcli.protocol import (
     Hello,
     Live,
     Result,
+    Results,
     Start,
     Subscribe,
     Subscribed,
@@ -232,12 +233,13 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-async def send_result(ws: ClientConnection | None, result: Result) -> bool:
-    """Answer an event; False when the connection is gone (the relay will send it again)."""
-    if ws is None:
+async def send_results(ws: ClientConnection | None, results: Sequence[Result]) -> bool:
+    """Answer events (one message for them all); False when the connection is gone (the relay
+    then sends them again)."""
+    if ws is None or not results:
         return False
     try:
-        await ws.send(encode(result))
+        await ws.send(encode(results[0] if len(results) == 1 else Results(tuple(results))))
     except ConnectionClosed:
         return False
     return True

@@ -16,7 +16,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 
-from hookcli.client import Stream, relay_answers, send_result
+from hookcli.client import Stream, relay_answers, send_results
 from hookcli.config import DEFAULT_RELAY, Connection
 from hookcli.delivery import Attempt, RetryPolicy, deliver
 from hookcli.events import Event
@@ -151,6 +151,8 @@ class _Listener:
         self.done: OrderedDict[str, tuple[Outcome, int]] = OrderedDict()
         self.running: dict[str, asyncio.Future[tuple[Outcome, int]]] = {}
         self.reconnects = 0
+        self.answers: list[Result] = []
+        self.senders: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
         window = max(32, 4 * self.settings.concurrency)
@@ -216,8 +218,7 @@ class _Listener:
             else:
                 outcome, attempts = await self._deliver(message.seq, event)
             self.emit(Delivered(message.seq, event, outcome, attempts, duplicate=duplicate))
-            await send_result(
-                self.ws,
+            self._answer(
                 Result(
                     seq=message.seq,
                     id=event.id,
@@ -226,8 +227,21 @@ class _Listener:
                     latency_ms=outcome.latency_ms,
                     code=outcome.code,
                     error=outcome.error,
-                ),
+                )
             )
+
+    def _answer(self, result: Result) -> None:
+        """Queue a result; those finished in the same loop pass leave in one message."""
+        self.answers.append(result)
+        if len(self.answers) == 1:
+            sender = asyncio.create_task(self._send_answers())
+            self.senders.add(sender)
+            sender.add_done_callback(self.senders.discard)
+
+    async def _send_answers(self) -> None:
+        await asyncio.sleep(0)  # let the other workers of this pass add theirs
+        batch, self.answers = self.answers, []
+        await send_results(self.ws, batch)
 
     async def _deliver(self, seq: int, event: Event) -> tuple[Outcome, int]:
         future: asyncio.Future[tuple[Outcome, int]] = asyncio.get_running_loop().create_future()

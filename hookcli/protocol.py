@@ -12,6 +12,7 @@ docs/protocol.md is the prose version, enough to write a client in another langu
                                     <-    event {seq, event, request?}      (in seq order)
                                     <-    live {seq}                        (backlog sent)
       result {seq, id, status, ...} ->                                      (listen mode only)
+      results {items: [result...]}  ->                                      (a batch of results)
                                     <-    error {code, message, fatal}      (any time)
 
 Unknown message types are returned as ``Unknown`` so both sides can ignore them (newer peers).
@@ -173,6 +174,14 @@ class Result:
 
 
 @dataclass(frozen=True, slots=True)
+class Results:
+    """Several results in one message: what a listener finished in the same moment."""
+
+    items: tuple[Result, ...]
+    type: Literal["results"] = "results"
+
+
+@dataclass(frozen=True, slots=True)
 class Error:
     """Something the peer did wrong (or the relay failed); ``fatal`` closes the connection."""
 
@@ -190,7 +199,20 @@ class Unknown:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-Message = Hello | Welcome | Subscribe | Subscribed | EventMessage | Live | Result | Error | Unknown
+Message = (
+    Hello
+    | Welcome
+    | Subscribe
+    | Subscribed
+    | EventMessage
+    | Live
+    | Result
+    | Results
+    | Error
+    | Unknown
+)
+#: The most results one ``results`` message may carry.
+MAX_RESULTS = 1000
 
 
 def encode(message: Message) -> str:
@@ -210,6 +232,9 @@ def encode(message: Message) -> str:
                 "mode": message.mode,
                 "window": message.window,
             }
+        case Results(items=items):
+            body = ",".join(encode(item) for item in items)
+            return f'{{"type":"results","items":[{body}]}}'
         case Result():
             data = {
                 "type": "result",
@@ -368,6 +393,18 @@ def _result(data: Mapping[str, Any]) -> Result:
     )
 
 
+def _results(data: Mapping[str, Any]) -> Results:
+    items = data.get("items")
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_RESULTS:
+        raise ProtocolError(f"results: 'items' must be a list of 1 to {MAX_RESULTS} results")
+    parsed = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise ProtocolError("results: every item must be a result object")
+        parsed.append(_result(item))
+    return Results(tuple(parsed))
+
+
 def _error(data: Mapping[str, Any]) -> Error:
     return Error(
         code=str(data.get("code", "internal")),  # type: ignore[arg-type]
@@ -384,5 +421,6 @@ _PARSERS: dict[str, Callable[[Mapping[str, Any]], Message]] = {
     "event": _event,
     "live": _live,
     "result": _result,
+    "results": _results,
     "error": _error,
 }

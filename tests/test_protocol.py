@@ -508,3 +508,29 @@ results = st.builds(
 def test_decode_inverts_encode_for_generated_messages(message: Subscribe | Result) -> None:
     """``decode(encode(m)) == m`` for any valid Subscribe or Result."""
     assert decode(encode(message)) == message
+
+
+def test_results_batch_round_trips() -> None:
+    """A results message carries several results and decodes to the same ones."""
+    from hookcli.protocol import Results
+
+    items = (
+        Result(seq=1, id="a", status="delivered", attempt=1, latency_ms=1.5, code=200),
+        Result(seq=2, id="b", status="failed", attempt=3, latency_ms=9.0, code=503, error="x"),
+    )
+    assert decode(encode(Results(items))) == Results(items)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"type":"results","items":[]}',
+        '{"type":"results","items":{}}',
+        '{"type":"results","items":[1]}',
+        '{"type":"results","items":[{"seq":1,"id":"a","status":"maybe"}]}',
+    ],
+)
+def test_results_batch_rejects_bad_items(text: str) -> None:
+    """An empty, non-list or malformed batch is a ProtocolError naming results."""
+    with pytest.raises(ProtocolError, match="result"):
+        decode(text)

@@ -429,3 +429,29 @@ def test_token_scopes_listener_names(tmp_path: Path) -> None:
             await relay.stop()
 
     run(main())
+
+
+def test_results_batch_moves_the_cursor(tmp_path: Path) -> None:
+    """Answers sent together in one results message count like single ones."""
+
+    async def main() -> None:
+        relay = await started(tmp_path)
+        try:
+            ws, _ = await subscribe(relay, name="batch", start="now")
+            for n in range(3):
+                await ingest(relay, "c", {"n": n})
+            got = [await next_of(ws) for _ in range(3)]
+            items = [
+                {"seq": m["seq"], "id": m["event"]["id"], "status": "delivered"} for m in got[:2]
+            ]
+            await ws.send(json.dumps({"type": "results", "items": items}))
+            await asyncio.sleep(0.2)  # the relay flushes results every 50 ms
+            await ws.close()
+            ws2, subscribed = await subscribe(relay, name="batch", start="last")
+            assert subscribed["start"] == got[1]["seq"]
+            assert (await next_of(ws2))["event"]["detail"] == {"n": 2}
+            await ws2.close()
+        finally:
+            await relay.stop()
+
+    run(main())

@@ -36,6 +36,7 @@ from hookcli.protocol import (
     Hello,
     Live,
     Result,
+    Results,
     Start,
     Subscribe,
     Subscribed,
@@ -422,11 +423,14 @@ class Relay:
                 except ProtocolError as exc:
                     await _send_error(ws, "bad-message", exc.message)
                     continue
-                if isinstance(message, Result):
+                if isinstance(message, Result | Results):
                     if session is None or session.mode != "listen":
                         await _send_error(
                             ws, "not-subscribed", "result before a listen subscription"
                         )
+                    elif isinstance(message, Results):
+                        for item in message.items:
+                            self._on_result(session, item)
                     else:
                         self._on_result(session, message)
                 elif isinstance(message, Hello):
