@@ -1099,7 +1099,7 @@ def _navigator(path: str) -> Callable[[Mapping[str, Any]], _Found]:
     )
 
     def general(event: Mapping[str, Any]) -> _Found:
-        return _collect(event, steps, n)
+        return _collect(event, 0, steps, n)
 
     scalars = _SCALARS
     missing = _MISSING
@@ -1113,7 +1113,7 @@ def _navigator(path: str) -> Callable[[Mapping[str, Any]], _Found]:
                 return (value,)
             if kind is list:
                 leaves = _scalar_list(value)
-                return leaves if leaves is not None else general(event)
+                return leaves if leaves is not None else _collect(value, 1, steps, 1)
             if value is missing or kind is dict:
                 return _NO_LEAVES
             return general(event)
@@ -1134,10 +1134,12 @@ def _navigator(path: str) -> Callable[[Mapping[str, Any]], _Found]:
                     return general(event) if dotted in event else _NO_LEAVES
                 if kind is list and dotted not in event:
                     leaves = _scalar_list(value)
-                    return leaves if leaves is not None else general(event)
+                    return leaves if leaves is not None else _collect(value, 2, steps, 2)
                 return general(event)
             if node is missing or node.__class__ in scalars:
                 return general(event) if dotted in event else _NO_LEAVES
+            if node.__class__ is list and dotted not in event:
+                return _collect(node, 1, steps, 2)  # an array of objects: collect from there
             return general(event)
 
         return nav2
@@ -1157,6 +1159,8 @@ def _navigator(path: str) -> Callable[[Mapping[str, Any]], _Found]:
             if node.__class__ is not dict:
                 if node is missing or node.__class__ in scalars:
                     return _NO_LEAVES
+                if node.__class__ is list:  # no dotted spelling above it: collect from there
+                    return _collect(node, depth + 1, steps, n)
                 return general(event)
         value = node.get(last, missing)
         kind = value.__class__
@@ -1164,7 +1168,7 @@ def _navigator(path: str) -> Callable[[Mapping[str, Any]], _Found]:
             return (value,)
         if kind is list:
             leaves = _scalar_list(value)
-            return leaves if leaves is not None else general(event)
+            return leaves if leaves is not None else _collect(value, n, steps, n)
         if value is missing or kind is dict:
             return _NO_LEAVES
         return general(event)
@@ -1184,16 +1188,17 @@ def _scalar_list(values: list[Any]) -> tuple[Any, ...] | None:
     return tuple(values)
 
 
-def _collect(event: Mapping[str, Any], steps: tuple[_Step, ...], n: int) -> _Found:
-    """Every leaf at the path, through arrays and dotted keys, with their array memberships.
+def _collect(start: Any, consumed: int, steps: tuple[_Step, ...], n: int) -> _Found:
+    """Every leaf at a path below ``start``, through arrays and dotted keys, with memberships.
 
-    A worklist of (value, segments consumed, membership) instead of recursion: §1.2 arrays
-    are crushed out (elements keep the segment count) and each element remembers the array
-    and index it sits at (§1.5); objects are never leaves themselves.
+    ``start`` was reached after ``consumed`` of the path's ``n`` segments. A worklist of
+    (value, segments consumed, membership) instead of recursion: §1.2 arrays are crushed out
+    (elements keep the segment count) and each element remembers the array and index it sits
+    at (§1.5); objects are never leaves themselves.
     """
     vals: list[Any] = []
     mems: list[_Membership] = []
-    work: list[tuple[Any, int, _Membership]] = [(event, 0, ())]
+    work: list[tuple[Any, int, _Membership]] = [(start, consumed, ())]
     scalars = _SCALARS
     missing = _MISSING
     while work:
@@ -1311,19 +1316,54 @@ def _consistent(rule: _Rule, leaves: list[_Pair]) -> bool:
     Callers have already checked each condition on its own. Leaves outside every array
     combine with any choice, so only conditions whose leaves all sit in arrays constrain it.
     """
-    options: list[tuple[_Choices, _Choices | None]] = []
+    options: list[tuple[list[_Membership], list[_Membership] | None]] = []
     for condition, (vals, mems) in zip(rule, leaves, strict=True):
         if mems is None:
             continue  # no leaf in an array: satisfied (or absent) whatever the others pick
         pred = condition.pred
         matching = [mem for value, mem in zip(vals, mems, strict=True) if pred(value)]
         if condition.allow_absent:
-            options.append((_Choices(matching), _Choices(mems)))
+            options.append((matching, mems))
         elif () not in matching:
-            options.append((_Choices(matching), None))
+            options.append((matching, None))
     if not options or (len(options) == 1 and options[0][1] is None):
         return True
-    return all(_search(group, 0, {}) for group in _independent_groups(options))
+    shared = _one_array_elements(options)
+    if shared is not None:
+        return shared
+    indexed = [
+        (_Choices(matching), _Choices(present) if present is not None else None)
+        for matching, present in options
+    ]
+    return all(_search(group, 0, {}) for group in _independent_groups(indexed))
+
+
+def _one_array_elements(
+    options: list[tuple[list[_Membership], list[_Membership] | None]],
+) -> bool | None:
+    """The common case, fast: fields of one array's objects, nothing else. None if not it.
+
+    Then consistency is just "some element holds a match for every field".
+    """
+    array = None
+    common: set[int] | None = None
+    for matching, present in options:
+        if present is not None:
+            return None
+        elements = set()
+        for mem in matching:
+            if len(mem) != 1:
+                return None
+            ((where, index),) = mem
+            if array is None:
+                array = where
+            elif where != array:
+                return None
+            elements.add(index)
+        common = elements if common is None else common & elements
+        if not common:
+            return False  # these fields alone already have no element in common
+    return True
 
 
 def _independent_groups(
@@ -1620,7 +1660,7 @@ class PatternSet:
             self._rebuild()
         vals: dict[str, list[Any]] = {}
         mems: dict[str, list[_Membership]] = {}
-        _flatten(event, self._trie, vals, mems, ())
+        _flatten(event, self._trie, vals, mems)
         candidates: list[_Ref] = []
         found: set[int] = set()  # buckets already taken: equal values in an array hit one often
         for path, table in self._exact.items():
@@ -1738,49 +1778,46 @@ def _build_trie(paths: set[str]) -> _Trie:
 
 
 def _flatten(
-    node: Mapping[str, Any],
-    trie: _Trie,
+    event: Mapping[str, Any],
+    root: _Trie,
     vals: dict[str, list[Any]],
     mems: dict[str, list[_Membership]],
-    mem: _Membership,
 ) -> None:
-    """§1.2: (path, value) pairs of the event, only down paths some pattern uses."""
-    children = trie.children
-    if len(node) < len(children):
-        for key, child in node.items():
-            below = children.get(key)
-            if below is not None:
-                _flatten_value(child, below, vals, mems, mem)
-    else:
-        for key, below in children.items():
-            child = node.get(key, _MISSING)
-            if child is not _MISSING:
-                _flatten_value(child, below, vals, mems, mem)
+    """§1.2: the event's (path, value) pairs, only down paths some pattern uses.
 
-
-def _flatten_value(
-    child: Any,
-    trie: _Trie,
-    vals: dict[str, list[Any]],
-    mems: dict[str, list[_Membership]],
-    mem: _Membership,
-) -> None:
-    kind = child.__class__
-    if kind in _SCALARS:
-        path = trie.path
-        leaves = vals.get(path)
-        if leaves is None:
-            leaves = vals[path] = []
-        if mem or path in mems:
-            known = mems.get(path)
-            if known is None:
-                known = mems[path] = [()] * len(leaves)
-            known.append(mem)
-        leaves.append(child)
-    elif kind is list or kind is tuple:
-        array = id(child)
-        for index, element in enumerate(child):
-            _flatten_value(element, trie, vals, mems, (*mem, (array, index)))
-    elif isinstance(child, Mapping):
-        if trie.children:
-            _flatten(child, trie, vals, mems, mem)
+    A worklist, not recursion, so no nesting depth can exhaust the stack. Each node's keys
+    are looked up from whichever side is smaller: the event object or the trie's children.
+    """
+    work: list[tuple[Any, _Trie, _Membership]] = [(event, root, ())]
+    scalars = _SCALARS
+    missing = _MISSING
+    while work:
+        value, trie, mem = work.pop()
+        kind = value.__class__
+        if kind in scalars:
+            path = trie.path
+            leaves = vals.get(path)
+            if leaves is None:
+                leaves = vals[path] = []
+            if mem or path in mems:
+                known = mems.get(path)
+                if known is None:
+                    known = mems[path] = [()] * len(leaves)
+                known.append(mem)
+            leaves.append(value)
+        elif kind is list or kind is tuple:
+            array = id(value)
+            for index, element in enumerate(value):
+                work.append((element, trie, (*mem, (array, index))))
+        elif trie.children and (kind is dict or isinstance(value, Mapping)):
+            children = trie.children
+            if len(value) < len(children):
+                for key, child in value.items():
+                    below = children.get(key)
+                    if below is not None:
+                        work.append((child, below, mem))
+            else:
+                for key, below in children.items():
+                    child = value.get(key, missing)
+                    if child is not missing:
+                        work.append((child, below, mem))

@@ -232,3 +232,14 @@ def test_an_invalid_user_pattern_is_refused() -> None:
     """The user pattern gets EventBridge's validation, {} included."""
     with pytest.raises(InvalidPatternError, match="Empty objects are not allowed"):
         pattern_from_filters(["aws.s3"], [], {})
+
+
+def test_deeply_nested_arrays_do_not_exhaust_the_stack() -> None:
+    """§4: arrays nested as deep as json.loads allows still flatten to their path."""
+    value: object = "x"
+    for _ in range(5000):
+        value = [value]
+    patterns = PatternSet()
+    patterns.add("p", {"detail": {"tags": ["x"]}})
+    assert patterns.matches({"detail": {"tags": value}}) == {"p"}
+    assert compile_pattern({"detail": {"tags": ["x"]}}).matches({"detail": {"tags": value}})
