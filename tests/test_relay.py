@@ -455,3 +455,24 @@ def test_results_batch_moves_the_cursor(tmp_path: Path) -> None:
             await relay.stop()
 
     run(main())
+
+
+def test_oversized_message_closes_only_that_connection(tmp_path: Path) -> None:
+    """A frame over the message cap closes that socket (1009); others keep streaming."""
+
+    async def main() -> None:
+        relay = await started(tmp_path, max_message=64 * 1024)
+        try:
+            other, _ = await subscribe(relay, name="other", start="now")
+            ws = await connect(relay.ws_url, max_size=None)
+            await ws.send("x" * (65 * 1024))
+            async with asyncio.timeout(UNIT):
+                await ws.wait_closed()
+            assert ws.close_code == 1009
+            await ingest(relay, "c", {"still": "serving"})
+            assert (await next_of(other))["event"]["detail"] == {"still": "serving"}
+            await other.close()
+        finally:
+            await relay.stop()
+
+    run(main())
