@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import getpass
-import json
 import socket
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,7 +10,6 @@ from typing import Annotated, Any
 import typer
 
 from hookcli.cli.inputs import read_text
-from hookcli.errors import InvalidPatternError
 
 Relay = Annotated[
     str | None,
@@ -115,23 +113,10 @@ def build_pattern(
     sources: list[str] | None, detail_types: list[str] | None, pattern: str | None
 ) -> dict[str, Any]:
     """The subscription pattern from the filter options, validated before any network I/O."""
-    from hookcli.patterns import compile_pattern, pattern_from_filters
+    from hookcli.patterns import pattern_from_filters
 
-    user: dict[str, Any] | None = None
-    if pattern is not None:
-        text = read_text(pattern, "--pattern")
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InvalidPatternError(
-                "Event pattern is not valid. Reason: "
-                f"{exc.msg} at line {exc.lineno} column {exc.colno}"
-            ) from exc
-        compile_pattern(text)  # EventBridge's own validation, incl. duplicate keys
-        if not isinstance(value, dict):
-            raise InvalidPatternError("Event pattern is not valid. Reason: Filter is not an object")
-        user = value
-    return pattern_from_filters(sources or [], detail_types or [], user)
+    text = read_text(pattern, "--pattern") if pattern is not None else None
+    return pattern_from_filters(sources or [], detail_types or [], text)
 
 
 def parse_start(value: str):  # type: ignore[no-untyped-def]

@@ -136,7 +136,6 @@ class Relay:
         self._health = health
         self._sessions: dict[str, _Session] = {}
         self._patterns = PatternSet()
-        self._match_all: set[str] = set()
         self._batch: list[tuple[list[Event], asyncio.Future[list[StoredEvent]]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self.app = self._make_app()
@@ -175,9 +174,7 @@ class Relay:
 
     def _fan_out(self, stored: Sequence[StoredEvent]) -> None:
         for item in stored:
-            names = self._patterns.matches(item.event.to_dict()) if len(self._patterns) else set()
-            names |= self._match_all
-            for name in names:
+            for name in self._patterns.matches(item.event.to_dict()):
                 session = self._sessions.get(name)
                 if session is None or not session.live:
                     continue
@@ -500,10 +497,7 @@ class Relay:
             self.store.save_listener(key, cursor=pos, pattern=message.pattern, seen=time.time())
         session.saved_cursor = pos
         self._sessions[key] = session
-        if pattern is None:
-            self._match_all.add(key)
-        else:
-            self._patterns.add(key, pattern)
+        self._patterns.add(key, pattern if pattern is not None else {})  # {}: every event
         await ws.send_str(
             encode(
                 Subscribed(
@@ -523,9 +517,7 @@ class Relay:
         session.closed = True
         if self._sessions.get(session.key) is session:
             del self._sessions[session.key]
-            self._match_all.discard(session.key)
-            if session.key in self._patterns:
-                self._patterns.remove(session.key)
+            self._patterns.remove(session.key)
         if session.mode == "listen":
             self._flush([session])
 
