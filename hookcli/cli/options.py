@@ -5,11 +5,14 @@ from __future__ import annotations
 import getpass
 import socket
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from hookcli.cli.inputs import read_text
+
+if TYPE_CHECKING:
+    from hookcli.protocol import Start
 
 Relay = Annotated[
     str | None,
@@ -119,7 +122,7 @@ def build_pattern(
     return pattern_from_filters(sources or [], detail_types or [], text)
 
 
-def parse_start(value: str):  # type: ignore[no-untyped-def]
+def parse_start(value: str) -> Start:
     """``--from``: now | last | SEQ | ISO time, checked before connecting."""
     from hookcli.errors import ProtocolError, UsageError
     from hookcli.protocol import Start
