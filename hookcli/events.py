@@ -102,6 +102,8 @@ class Event:
     version: str = "0"
     replay_name: str | None = None
     request: RawRequest | None = field(default=None, compare=False)
+    #: ``to_json()``'s text, computed once: a target's body and a --json line share it.
+    _json: str | None = field(default=None, init=False, compare=False, repr=False)
 
     @property
     def short_id(self) -> str:
@@ -126,8 +128,12 @@ class Event:
         return data
 
     def to_json(self) -> str:
-        """Compact JSON text of ``to_dict()``."""
-        return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False)
+        """Compact JSON text of ``to_dict()`` (computed once per event)."""
+        text = self._json
+        if text is None:
+            text = json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False)
+            object.__setattr__(self, "_json", text)
+        return text
 
 
 def parse_event(data: str | bytes | Mapping[str, Any]) -> Event:

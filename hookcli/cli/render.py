@@ -143,13 +143,16 @@ class JsonRenderer:
                 self.delivered += 1
             else:
                 self.failed += 1
-        if self.kind == "tail":
-            if isinstance(update, Received):
-                self._write(self.out, update.event.to_dict())
+        if isinstance(update, Received):
+            # The hot path: reuse the event's JSON text rather than encoding a dict again.
+            if self.kind == "tail":
+                self._write_text(self.out, update.event.to_json())
             else:
-                self._write(self.err, update_to_json(update))
+                text = update.event.to_json()
+                self._write_text(self.out, f'{{"type":"event","seq":{update.seq},"event":{text}}}')
             return
-        self._write(self.out, update_to_json(update))
+        stream = self.err if self.kind == "tail" else self.out
+        self._write(stream, update_to_json(update))
 
     def error(self, exc: HookError) -> None:
         stream = self.err if self.kind == "tail" else self.out
@@ -163,9 +166,15 @@ class JsonRenderer:
 
     @staticmethod
     def _write(stream: TextIO, data: dict[str, Any]) -> None:
+        JsonRenderer._write_text(
+            stream, json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        )
+
+    @staticmethod
+    def _write_text(stream: TextIO, line: str) -> None:
         if id(stream) in _broken:
             raise BrokenPipeError("the reader of our output went away")
-        stream.write(json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n")
+        stream.write(line + "\n")
         _flush_soon(stream)
 
 
