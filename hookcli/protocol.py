@@ -261,8 +261,16 @@ def encode_event(seq: int, event_json: str, request_json: str | None) -> str:
     return f'{{"type":"event","seq":{seq},"event":{event_json}{tail}}}'
 
 
+_EVENT_PREFIX = '{"type":"event","seq":'
+_DECODER = json.JSONDecoder()
+
+
 def decode(text: str | bytes) -> Message:
     """Parse one message; raises ProtocolError saying what is wrong (never anything else)."""
+    if isinstance(text, str) and text.startswith(_EVENT_PREFIX):
+        fast = _decode_event(text)
+        if fast is not None:
+            return fast
     try:
         data = json.loads(text)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, too deep
@@ -353,6 +361,39 @@ def _event(data: Mapping[str, Any]) -> EventMessage:
         if not isinstance(request, dict):
             raise ProtocolError("event: 'request' must be a JSON object")
         event = _with_request(event, RawRequest.from_dict(request))
+    return EventMessage(seq=seq, event=event)
+
+
+def _decode_event(text: str) -> EventMessage | None:
+    """The event fast path for ``encode_event``'s layout: parse once, and keep the event's own
+    JSON text, so a target receives the exact bytes the relay stored (no re-encoding: numbers
+    like ``1e3`` or ``2.50`` keep their spelling). None: not that layout, use the general path.
+    """
+    try:
+        seq_end = text.index(',"event":', len(_EVENT_PREFIX))
+        seq = int(text[len(_EVENT_PREFIX) : seq_end])
+        start = seq_end + len(',"event":')
+        body, end = _DECODER.raw_decode(text, start)
+        rest = text[end:]
+        if rest == "}":
+            request = None
+        elif rest.startswith(',"request":') and rest.endswith("}"):
+            request = json.loads(rest[len(',"request":') : -1])
+        else:
+            return None
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(body, dict) or seq < 0:
+        return None
+    try:
+        event = parse_event(body)
+        if request is not None:
+            if not isinstance(request, dict):
+                raise ProtocolError("event: 'request' must be a JSON object")
+            event = _with_request(event, RawRequest.from_dict(request))
+    except InvalidEventError as exc:
+        raise ProtocolError(f"event: {exc.message}") from exc
+    object.__setattr__(event, "_json", text[start:end])
     return EventMessage(seq=seq, event=event)
 
 

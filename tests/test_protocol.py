@@ -534,3 +534,44 @@ def test_results_batch_rejects_bad_items(text: str) -> None:
     """An empty, non-list or malformed batch is a ProtocolError naming results."""
     with pytest.raises(ProtocolError, match="result"):
         decode(text)
+
+
+EVENT_TEXT = (
+    '{"type":"event","seq":7,"event":{"version":"0","id":"a","detail-type":"d","source":"s",'
+    '"account":"","time":"","region":"","resources":[],"detail":{"x":1e3,"p":2.50,"u":"\\u00e9"}}}'
+)
+
+
+def test_event_fast_path_keeps_the_wire_text() -> None:
+    """An event's JSON reaches targets as the relay sent it (1e3 and 2.50 keep their spelling)."""
+    message = decode(EVENT_TEXT)
+    assert isinstance(message, EventMessage)
+    assert message.event.to_json() == EVENT_TEXT[len('{"type":"event","seq":7,"event":') : -1]
+    assert message.event.detail == {"x": 1000.0, "p": 2.5, "u": "é"}
+
+
+def test_event_fast_path_agrees_with_the_general_path() -> None:
+    """The same message with its keys reordered (general path) decodes to the same event."""
+    reordered = json.dumps({"seq": 7, "event": json.loads(EVENT_TEXT)["event"], "type": "event"})
+    fast, general = decode(EVENT_TEXT), decode(reordered)
+    assert isinstance(fast, EventMessage) and isinstance(general, EventMessage)
+    assert (fast.seq, fast.event) == (general.seq, general.event)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"type":"event","seq":',
+        '{"type":"event","seq":x,"event":{}}',
+        '{"type":"event","seq":-1,"event":{}}',
+        '{"type":"event","seq":1,"event":[1]}',
+        '{"type":"event","seq":1,"event":{"id":"a"}}',
+        '{"type":"event","seq":1,"event":{"id":"a"},"request":7}',
+        '{"type":"event","seq":1,"event":{"id":"a"} trailing',
+        '{"type":"event","seq":1,"event":' + "[" * 100_000,
+    ],
+)
+def test_event_fast_path_rejects_lookalikes(text: str) -> None:
+    """Text that starts like an event but is not one gets a ProtocolError, nothing else."""
+    with pytest.raises(ProtocolError):
+        decode(text)
