@@ -476,3 +476,22 @@ def test_oversized_message_closes_only_that_connection(tmp_path: Path) -> None:
             await relay.stop()
 
     run(main())
+
+
+def test_store_failure_is_503_and_unhealthy(tmp_path: Path) -> None:
+    """When the store cannot be written, ingest answers 503 (retry later) and health says why."""
+
+    async def main() -> None:
+        relay = await started(tmp_path)
+        try:
+            relay.relay.store.close()
+            response = await ingest(relay, "c", {"n": 1})
+            assert response.status == 503
+            async with aiohttp.ClientSession() as s:
+                async with s.get(f"{relay.url}/v1/health") as r:
+                    assert r.status == 503
+                    assert (await r.json())["reason"].startswith("store:")
+        finally:
+            await relay.stop()
+
+    run(main())

@@ -27,7 +27,14 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from hookcli import __version__
-from hookcli.errors import HookError, InvalidPatternError, ProtocolError, UsageError
+from hookcli.errors import (
+    AuthError,
+    HookError,
+    InvalidPatternError,
+    NotFoundError,
+    ProtocolError,
+    UsageError,
+)
 from hookcli.events import Event, RawRequest, event_from_request, headers_from, new_event_id
 from hookcli.patterns import Pattern, PatternSet, compile_pattern
 from hookcli.protocol import (
@@ -146,8 +153,8 @@ class Relay:
         """Store events (deduplicated by id), then hand each new one to matching live sessions.
 
         Commits arriving in the same event-loop pass (concurrent webhooks, an SQS batch) share
-        one SQLite transaction: a group commit, so ingest throughput is not one fsync-bound
-        transaction per request. Returns the newly stored ones among ``events``.
+        one SQLite transaction: a group commit, instead of one transaction per request.
+        Returns the newly stored ones among ``events``.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[StoredEvent]] = loop.create_future()
@@ -218,8 +225,7 @@ class Relay:
                 raise
             return _error(exc.status, exc.reason if exc.text is None else exc.text)
         except HookError as exc:
-            status = 404 if exc.exit_code == 5 else 400
-            return _error(status, exc.message, exc.hint)
+            return _error(_status_of(exc), exc.message, exc.hint)
         except Exception:
             log.exception("internal error on %s %s", request.method, request.path)
             return _error(500, "internal relay error; see the relay's log")
@@ -611,6 +617,17 @@ class Relay:
 # -------------------------------------------------------------------- helpers
 
 _RETENTION_HINT = "check the id with `hook events`; events older than the retention are removed"
+
+
+def _status_of(exc: HookError) -> int:
+    """The HTTP status for an expected error: the caller's fault (4xx) or the relay's (503)."""
+    if isinstance(exc, NotFoundError):
+        return 404
+    if isinstance(exc, AuthError):
+        return 401
+    if isinstance(exc, UsageError):
+        return 400
+    return 503  # the store or the source failed: try again later
 
 
 def _start_position(start: Start, head: int, cursor: int | None, store: Store) -> int:
