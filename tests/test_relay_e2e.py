@@ -72,6 +72,7 @@ def test_eventbridge_to_listener_through_moto(tmp_path: Path) -> None:
             assert [m["event"]["detail"]["total"] for m in got] == [150, 300]
             assert got[0]["event"]["id"] == results[1].event_id
             assert got[0]["event"]["region"] == relay.info.region
+            assert got[0]["event"]["account"] == relay.info.account  # as EventBridge sets it
             # SQS is at-least-once: deliver the same EventBridge event to the queue again.
             sqs = sqs_client(
                 AwsSettings(
