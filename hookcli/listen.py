@@ -19,6 +19,7 @@ from websockets.asyncio.client import ClientConnection
 from hookcli.client import Stream, relay_answers, send_results
 from hookcli.config import DEFAULT_RELAY, Connection
 from hookcli.delivery import Attempt, RetryPolicy, deliver
+from hookcli.errors import ConfigError
 from hookcli.events import Event
 from hookcli.patterns import compile_pattern
 from hookcli.protocol import EventMessage, Result, Start, Subscribe, Subscribed, Welcome
@@ -105,7 +106,14 @@ async def relay_for(connection: Connection, emit: Emit) -> AsyncIterator[Connect
         return
     from hookcli.relay.service import RelaySettings, start_relay
 
-    running = await start_relay(RelaySettings())
+    try:
+        running = await start_relay(RelaySettings())
+    except ConfigError as exc:
+        raise ConfigError(
+            f"no relay is configured and hook could not start one: {exc.message}",
+            hint="start one elsewhere (`hook relay serve --port 8751`) and pass "
+            "--relay http://127.0.0.1:8751, or free port 8750",
+        ) from exc
     try:
         emit(
             Notice(

@@ -140,3 +140,34 @@ def test_example_events_file_parses() -> None:
     assert len(entries) == 5
     assert {e["Source"] for e in entries} == {"shop.orders", "shop.payments", "shop.shipping"}
     assert all(isinstance(json.loads(e["Detail"]), dict) for e in entries)
+
+
+@pytest.mark.slow
+def test_listen_says_what_to_do_when_the_default_port_is_taken(tmp_path: Path) -> None:
+    """No relay configured and 127.0.0.1:8750 held by something else: a clear exit 2."""
+    blocker = socket.socket()
+    blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # ignore TIME_WAIT leftovers
+    try:
+        blocker.bind(("127.0.0.1", 8750))
+    except OSError:
+        blocker.close()
+        pytest.skip("127.0.0.1:8750 is in use on this machine")
+    blocker.listen()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOOK_")}
+    env["HOOK_CONFIG"] = str(tmp_path / "none.toml")
+    env["HOME"] = str(tmp_path)  # the embedded relay's store goes under the user data dir
+    env["XDG_DATA_HOME"] = str(tmp_path / "data")
+    try:
+        ran = subprocess.run(
+            [sys.executable, "-m", "hookcli", "listen", "--target", "127.0.0.1:9", "--json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=UNIT * 6,
+        )
+    finally:
+        blocker.close()
+    assert ran.returncode == 2, ran.stderr
+    assert "could not start one" in ran.stderr
+    assert "--relay http://127.0.0.1:8751" in ran.stderr
+    assert json.loads(ran.stdout.splitlines()[-1])["type"] == "error"

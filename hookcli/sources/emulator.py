@@ -68,7 +68,8 @@ def start_emulator() -> Emulator:
         from moto.server import ThreadedMotoServer
     except ImportError as exc:
         raise MissingExtraError(
-            "the embedded local relay needs moto", hint="pip install 'hookcli[local]'"
+            "the embedded local relay needs moto",
+            hint="pip install 'hookcli[local]' (from a clone: pip install -e '.[local]')",
         ) from exc
     # werkzeug logs every request at INFO on stderr through its own handler; the emulator is
     # an implementation detail of local mode, so keep only its warnings and errors.
