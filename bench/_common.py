@@ -413,6 +413,14 @@ async def paced_posts(
     return sent, lag
 
 
+def result_item(seq: int, event_id: str) -> str:
+    """One answer inside a ``results`` message."""
+    return (
+        f'{{"seq":{seq},"id":"{event_id}","status":"delivered","attempt":1,'
+        '"latency_ms":0.1,"code":200}'
+    )
+
+
 def result_message(seq: int, event_id: str) -> str:
     """A listen-mode answer, as docs/protocol.md spells it."""
     return (

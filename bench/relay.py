@@ -46,6 +46,7 @@ from _common import (
     paced_posts,
     per_event,
     relay_process,
+    result_item,
     result_message,
     server_process,
     subscribe,
@@ -74,11 +75,17 @@ def ws_url(http_url: str, path: str = "/v1/stream") -> str:
 # ---------------------------------------------------------------------- catch-up
 
 
+#: Answers travel in `results` messages of up to this many, as `hook listen` sends the results
+#: that finished in one loop pass together (docs/protocol.md).
+ANSWER_BATCH = 32
+
+
 async def receive_all(ws: Any, count: int, answer: bool) -> tuple[float, int, bool]:
     """Read ``count`` events; answer each if asked. Returns seconds, events, in-order flag."""
     received = 0
     last = 0
     ordered = True
+    batch: list[str] = []
     started = time.perf_counter()
     async with asyncio.timeout(PHASE_SECONDS):
         async for text in ws:
@@ -92,7 +99,10 @@ async def receive_all(ws: Any, count: int, answer: bool) -> tuple[float, int, bo
                 ordered = ordered and seq > last
                 last = seq
                 received += 1
-                await ws.send(result_message(seq, message["event"]["id"]))
+                batch.append(result_item(seq, message["event"]["id"]))
+                if len(batch) == ANSWER_BATCH or received == count:
+                    await ws.send('{"type":"results","items":[' + ",".join(batch) + "]}")
+                    batch = []
             if received == count:
                 break
     return time.perf_counter() - started, received, ordered
