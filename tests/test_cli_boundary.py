@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import UNIT, wait_until
 from typer.testing import CliRunner
 
 from hookcli import __version__
 from hookcli.cli import EXIT_CODES_HELP, app, main
+
+from conftest import UNIT, wait_until
 
 PATTERN = '{"source": ["shop.orders"]}'
 MATCHING = '{"id": "1", "source": "shop.orders", "detail-type": "t", "detail": {}}'

@@ -30,10 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import UNIT, LoopThread, RecordingTarget, run, start_target, wait_until
 from websockets.asyncio.client import connect
 
 from hookcli.relay.service import RelaySettings, RunningRelay, start_relay
+
+from conftest import UNIT, LoopThread, RecordingTarget, run, start_target, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+
 from conftest import UNIT
 
 #: The functional core (STYLE.md): stdlib only, no I/O.

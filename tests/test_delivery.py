@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from conftest import UNIT, run
-from fixtures.recorder import Recorder, Reply, free_port
 
 from hookcli.delivery import Attempt, RetryPolicy, deliver
 from hookcli.errors import TargetError
 from hookcli.events import Event, EventId
 from hookcli.targets import Outcome, Target, make_target
+
+from conftest import UNIT, run
+from fixtures.recorder import Recorder, Reply, free_port
 
 EVENT = Event(
     id=EventId("3b1f8a52-delivery"),

@@ -17,11 +17,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import UNIT, wait_until
 
 from hookcli.cli.inputs import open_lines
 from hookcli.relay.service import RunningRelay
 from hookcli.send import entries_from_lines
+
+from conftest import UNIT, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 

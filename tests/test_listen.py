@@ -26,11 +26,12 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+
+from hookcli.relay.service import RunningRelay, start_relay
+
 from conftest import UNIT, LoopThread, RecordingTarget, relay_settings, start_target, wait_until
 from fixtures import SCRIPTS
 from fixtures.recorder import Recorder, free_port, sign
-
-from hookcli.relay.service import RunningRelay, start_relay
 
 pytestmark = pytest.mark.slow
 

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from conftest import UNIT
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,12 +12,13 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import UNIT, relay_settings, run
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from hookcli.relay.server import IngestSettings
 from hookcli.relay.service import RunningRelay, start_relay
+
+from conftest import UNIT, relay_settings, run
 
 
 async def ingest(

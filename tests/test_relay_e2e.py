@@ -16,13 +16,14 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import UNIT, relay_settings, run
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from hookcli.relay.service import start_relay
 from hookcli.sources.emulator import CREDENTIALS
 from hookcli.sources.eventbridge import AwsSettings, sqs_client
+
+from conftest import UNIT, relay_settings, run
 
 
 async def subscribe(url: str, name: str, pattern: dict[str, Any], start: Any = "now") -> Any:

@@ -10,15 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import UNIT, async_wait_until, run
-from fixtures import FIXTURES, HANDLERS, SCRIPTS
-from fixtures.recorder import Recorder, Reply, free_port, sign
 
 from hookcli import __version__
 from hookcli.errors import UsageError
 from hookcli.events import Event, EventId, RawRequest, event_from_request
 from hookcli.targets import Outcome, Target, make_target, parse_handler_spec
 from hookcli.targets.handler import HandlerTarget
+
+from conftest import UNIT, async_wait_until, run
+from fixtures import FIXTURES, HANDLERS, SCRIPTS
+from fixtures.recorder import Recorder, Reply, free_port, sign
 
 EXAMPLE = FIXTURES.parents[1] / "examples" / "handler.py"
 
