@@ -496,3 +496,24 @@ def test_store_failure_is_503_and_unhealthy(tmp_path: Path) -> None:
             await relay.stop()
 
     run(main())
+
+
+def test_pending_is_what_the_listener_will_get(tmp_path: Path) -> None:
+    """status=pending lists only unanswered events that match the listener's own pattern."""
+
+    async def main() -> None:
+        relay = await started(tmp_path)
+        try:
+            ws, _ = await subscribe(relay, name="picky", pattern={"source": ["webhook.a"]})
+            await ws.close()
+            await ingest(relay, "a", {"n": 1})
+            await ingest(relay, "b", {"n": 2})
+            async with aiohttp.ClientSession() as s:
+                params = {"status": "pending", "listener": "picky"}
+                async with s.get(f"{relay.url}/v1/events", params=params) as r:
+                    rows = (await r.json())["events"]
+            assert [row["event"]["detail"] for row in rows] == [{"n": 1}]
+        finally:
+            await relay.stop()
+
+    run(main())

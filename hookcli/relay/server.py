@@ -348,10 +348,20 @@ class Relay:
     async def _get_events(self, request: web.Request) -> web.Response:
         scope = self._authorize(request)
         q = request.query
+        listener = _scoped(scope, q["listener"]) if q.get("listener") else None
+        patterns = [compile_pattern(q["pattern"])] if q.get("pattern") else []
+        if q.get("status") == "pending" and listener is not None:
+            # Pending means "this listener will get it": only events matching its pattern.
+            known = self.store.listener(listener)
+            if known is not None and known.pattern:
+                patterns.append(compile_pattern(known.pattern))
         keep = None
-        if q.get("pattern"):
-            compiled = compile_pattern(q["pattern"])
-            keep = lambda item: compiled.matches(item.event.to_dict())  # noqa: E731
+        if patterns:
+
+            def keep(item: StoredEvent) -> bool:
+                document = item.event.to_dict()
+                return all(pattern.matches(document) for pattern in patterns)
+
         try:
             rows = self.store.history(
                 before=_int(q.get("before")),
@@ -359,7 +369,7 @@ class Relay:
                 limit=min(_int(q.get("limit")) or 50, 1000),
                 source=q.get("source") or None,
                 detail_type=q.get("detail_type") or None,
-                listener=_scoped(scope, q["listener"]) if q.get("listener") else None,
+                listener=listener,
                 status=q.get("status") or None,
                 since=_time(q.get("since")),
                 until=_time(q.get("until")),
