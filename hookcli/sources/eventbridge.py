@@ -306,8 +306,9 @@ def translate(
     if isinstance(exc, _UNREACHABLE):
         return SourceError(
             f"cannot reach {endpoint}{where}: {type(exc).__name__}",
-            hint="check the network (and any proxy); with --local the embedded emulator "
-            "may have stopped",
+            hint="the embedded emulator stopped; restart the relay"
+            if settings is not None and settings.endpoint_url
+            else "check the network (and any proxy), and that the region exists",
         )
     if isinstance(exc, ClientError):
         code = error_code(exc)
