@@ -25,6 +25,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from json.encoder import encode_basestring_ascii as _string
 from typing import Any, Literal
 
 from hookcli.errors import InvalidEventError, ProtocolError
@@ -236,18 +237,20 @@ def encode(message: Message) -> str:
             body = ",".join(encode(item) for item in items)
             return f'{{"type":"results","items":[{body}]}}'
         case Result():
-            data = {
-                "type": "result",
-                "seq": message.seq,
-                "id": message.id,
-                "status": message.status,
-                "attempt": message.attempt,
-                "latency_ms": round(message.latency_ms, 3),
-            }
+            # Hand-built (one per delivered event, the listener's hot path); strings go through
+            # json's C escaper (ASCII: a stray surrogate cannot break the frame's UTF-8), numbers
+            # are ints and finite floats: valid JSON.
+            latency = message.latency_ms if math.isfinite(message.latency_ms) else 0.0
+            text = (
+                f'{{"type":"result","seq":{message.seq},"id":{_string(message.id)},'
+                f'"status":"{message.status}","attempt":{message.attempt},'
+                f'"latency_ms":{round(latency, 3)!r}'
+            )
             if message.code is not None:
-                data["code"] = message.code
+                text += f',"code":{message.code}'
             if message.error is not None:
-                data["error"] = message.error
+                text += f',"error":{_string(message.error)}'
+            return text + "}"
         case Unknown():
             data = {**message.data, "type": message.type}
         case _:

@@ -575,3 +575,29 @@ def test_event_fast_path_rejects_lookalikes(text: str) -> None:
     """Text that starts like an event but is not one gets a ProtocolError, nothing else."""
     with pytest.raises(ProtocolError):
         decode(text)
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        Result(seq=1, id="a", status="delivered"),
+        Result(seq=2, id='q"uote\\', status="failed", attempt=4, latency_ms=10000.0, code=503),
+        Result(seq=3, id="x", status="failed", latency_ms=0.1234567, error="é\n\t\ud800 tab"),
+        Result(seq=4, id="y", status="delivered", latency_ms=1e-7, code=0),
+    ],
+)
+def test_result_encoding_is_json_for_any_text(result: Result) -> None:
+    """The hand-built result message is valid JSON, decodes to the same result, and is ASCII."""
+    text = encode(result)
+    assert text.isascii()
+    assert json.loads(text)["type"] == "result"
+    decoded = decode(text)
+    assert isinstance(decoded, Result)
+    assert decoded.seq == result.seq and decoded.id == result.id
+    assert (decoded.status, decoded.attempt, decoded.code) == (
+        result.status,
+        result.attempt,
+        result.code,
+    )
+    assert decoded.error == result.error
+    assert decoded.latency_ms == pytest.approx(round(result.latency_ms, 3))
