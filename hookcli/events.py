@@ -237,7 +237,8 @@ def event_from_request(
 def short_text(value: Any, limit: int = 120) -> str:
     """A one-line, length-bounded rendering of any JSON value or text, for terminal lines."""
     text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-    text = " ".join(text.split())
+    # A lone surrogate (valid in JSON strings) cannot be printed as UTF-8: show U+FFFD.
+    text = " ".join(text.encode("utf-8", "replace").decode("utf-8").split())
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 

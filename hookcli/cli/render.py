@@ -8,11 +8,13 @@ colour and no live region. rich is imported only by the terminal renderer.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from collections import deque
 from collections.abc import Sequence
 from datetime import datetime
+from json.encoder import encode_basestring as _string
 from typing import Any, Literal, Protocol, TextIO
 
 from hookcli.errors import HookError
@@ -123,6 +125,26 @@ def update_to_json(update: Update) -> dict[str, Any]:
     raise TypeError(f"unknown update {update!r}")  # pragma: no cover
 
 
+def _json_or_null(value: str | None) -> str:
+    return "null" if value is None else _string(value)
+
+
+def result_line(update: Delivered) -> str:
+    """``update_to_json(update)`` as text, built directly: one per delivered event, the hot path
+    of ``--json`` output (tests check it equals the dict form)."""
+    outcome, event = update.outcome, update.event
+    code = "null" if outcome.code is None else str(outcome.code)
+    latency = round(outcome.latency_ms, 3) if math.isfinite(outcome.latency_ms) else 0.0
+    return (
+        f'{{"type":"result","seq":{update.seq},"id":{_string(event.id)},'
+        f'"source":{_string(event.source)},"detail_type":{_string(event.detail_type)},'
+        f'"status":"{"delivered" if outcome.delivered else "failed"}","code":{code},'
+        f'"latency_ms":{latency!r},"attempts":{update.attempts},'
+        f'"action":{_string(outcome.action)},"error":{_json_or_null(outcome.error)},'
+        f'"duplicate":{"true" if update.duplicate else "false"}}}'
+    )
+
+
 class JsonRenderer:
     """One compact JSON object per line on stdout, flushed at once (scripts wait for lines).
 
@@ -143,6 +165,9 @@ class JsonRenderer:
                 self.delivered += 1
             else:
                 self.failed += 1
+        if isinstance(update, Delivered) and self.kind != "tail":
+            self._write_text(self.out, result_line(update))
+            return
         if isinstance(update, Received):
             # The hot path: reuse the event's JSON text rather than encoding a dict again.
             if self.kind == "tail":
@@ -174,7 +199,12 @@ class JsonRenderer:
     def _write_text(stream: TextIO, line: str) -> None:
         if id(stream) in _broken:
             raise BrokenPipeError("the reader of our output went away")
-        stream.write(line + "\n")
+        try:
+            stream.write(line + "\n")
+        except UnicodeEncodeError:
+            # JSON allows lone surrogates ("\ud800") that UTF-8 cannot carry: write them back as
+            # the JSON escapes they came from, so the line stays valid and nothing crashes.
+            stream.write(line.encode("utf-8", "backslashreplace").decode("utf-8") + "\n")
         _flush_soon(stream)
 
 
@@ -387,9 +417,10 @@ class TerminalRenderer:
 def _syntax_json(data: Any) -> Any:
     from rich.syntax import Syntax
 
-    return Syntax(
-        json.dumps(data, indent=2, ensure_ascii=False), "json", background_color="default"
-    )
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    # Lone surrogates (valid JSON) go back to their escapes: a terminal needs UTF-8.
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return Syntax(text, "json", background_color="default")
 
 
 def _indent(text: str, limit: int = 2000) -> str:
