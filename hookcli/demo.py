@@ -95,7 +95,7 @@ async def demo(emit: Emit, data_dir: Path | None = None) -> DemoSummary:
 
 async def _tour(emit: Emit, data_dir: Path) -> DemoSummary:
     from hookcli.relay.service import RelaySettings, start_relay
-    from hookcli.send import Target, entry_from, send
+    from hookcli.send import Bus, entry_from, send
 
     emit(Notice("Starting an embedded relay with an emulated EventBridge bus (no AWS account)…"))
     running = await start_relay(RelaySettings(port=0, data_dir=data_dir, name="demo"))
@@ -130,7 +130,7 @@ async def _tour(emit: Emit, data_dir: Path) -> DemoSummary:
             entry_from({"source": "shop.orders", "detail-type": kind, "detail": detail}, "demo")
             for kind, detail in ORDERS
         ]
-        bus = Target(
+        bus = Bus(
             bus=running.info.bus,
             region=running.info.region,
             endpoint_url=running.info.endpoint_url,

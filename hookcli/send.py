@@ -10,15 +10,18 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hookcli.errors import InvalidEventError, RelayError, UsageError
+
+if TYPE_CHECKING:
+    from hookcli.sources.eventbridge import PutResult
 
 _PUT_KEYS = {"Source", "DetailType", "Detail", "Resources", "Time", "EventBusName", "TraceHeader"}
 
 
 @dataclass(frozen=True, slots=True)
-class Target:
+class Bus:
     """Where events are put: a bus, and how to reach it (emulator endpoint or AWS profile)."""
 
     bus: str
@@ -90,10 +93,10 @@ def entries_from_lines(lines: Sequence[tuple[int, str]], name: str) -> list[dict
 
 async def resolve_target(
     relay: str | None, token: str | None, bus: str | None, region: str | None, profile: str | None
-) -> Target:
+) -> Bus:
     """An explicit --bus means AWS; otherwise ask the relay which bus it serves."""
     if bus is not None:
-        return Target(bus=bus, region=region, profile=profile)
+        return Bus(bus=bus, region=region, profile=profile)
     from hookcli.client import RelayApi
     from hookcli.config import resolve
 
@@ -116,7 +119,7 @@ async def resolve_target(
             hint=f"POST webhooks to {connection.http_url}/v1/ingest/<channel> instead",
         )
     endpoint = info.get("endpoint_url") or None
-    return Target(
+    return Bus(
         bus=str(info.get("bus") or "default"),
         region=str(info.get("region") or "") or region,
         profile=None if endpoint else profile,
@@ -126,10 +129,10 @@ async def resolve_target(
 
 
 def send(
-    target: Target,
+    target: Bus,
     entries: Sequence[Mapping[str, Any]],
     on_progress: Callable[[int], None] | None = None,
-) -> list[Any]:
+) -> list[PutResult]:
     """Put the entries (batches of 10, as PutEvents allows); one PutResult per entry, in order."""
     from hookcli.sources.eventbridge import AwsSettings, put_events
 
@@ -145,7 +148,7 @@ def send(
         endpoint_url=target.endpoint_url,
         credentials=credentials,
     )
-    results: list[Any] = []
+    results: list[PutResult] = []
     chunk = 100
     for start in range(0, len(entries), chunk):
         results.extend(put_events(settings, entries[start : start + chunk]))
@@ -154,7 +157,7 @@ def send(
     return _reindex(results)
 
 
-def _reindex(results: list[Any]) -> list[Any]:
+def _reindex(results: list[PutResult]) -> list[PutResult]:
     """put_events numbers entries per call; renumber them over the whole input."""
     from dataclasses import replace
 

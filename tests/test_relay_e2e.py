@@ -55,12 +55,12 @@ def test_eventbridge_to_listener_through_moto(tmp_path: Path) -> None:
     async def main() -> None:
         relay = await start_relay(relay_settings(tmp_path / "r", source=True))
         try:
-            from hookcli.send import Target, entry_from, send
+            from hookcli.send import Bus, entry_from, send
 
             ws = await subscribe(
                 relay.ws_url, "orders", {"detail": {"total": [{"numeric": [">", 100]}]}}
             )
-            bus = Target(
+            bus = Bus(
                 bus=relay.info.bus, region=relay.info.region, endpoint_url=relay.info.endpoint_url
             )
             entries = [
