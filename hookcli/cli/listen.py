@@ -119,6 +119,7 @@ def listen(
         bool,
         typer.Option(
             "--verbose",
+            "-v",
             "-V",
             help="Show response bodies, stderr and tracebacks of failures in full.",
         ),

@@ -49,7 +49,7 @@ def replay(
     retry_4xx: o.Retry4xx = False,
     as_json: o.JsonOut = False,
     verbose: Annotated[
-        bool, typer.Option("--verbose", "-V", help="Show failure details in full.")
+        bool, typer.Option("--verbose", "-v", "-V", help="Show failure details in full.")
     ] = False,
     relay: o.Relay = None,
     token: o.Token = None,
