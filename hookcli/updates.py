@@ -6,7 +6,7 @@ its ``--json`` line, so the JSON output contract is this module.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal
 
@@ -97,18 +97,6 @@ class Caught:
 
     seq: int
     kind: Literal["live"] = "live"
-
-
-@dataclass(frozen=True, slots=True)
-class Counters:
-    """Running totals for the status line and the final summary."""
-
-    received: int = 0
-    delivered: int = 0
-    failed: int = 0
-    retrying: int = 0
-    duplicates: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
 
 
 Update = Ready | Received | Retry | Delivered | State | Notice | Caught
