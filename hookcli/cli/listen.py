@@ -75,14 +75,7 @@ def run_rendered(
 
 def listen(
     target: o.TargetUrl = None,
-    exec_: Annotated[
-        str | None,
-        typer.Option(
-            "--exec",
-            help="Run this shell command per event (event JSON on stdin, HOOK_EVENT_ID etc. "
-            "in the environment).",
-        ),
-    ] = None,
+    exec_: o.ExecCmd = None,
     handler: o.Handler = None,
     source: o.Sources = None,
     detail_type: o.DetailTypes = None,

@@ -67,7 +67,11 @@ TargetUrl = Annotated[
 ]
 ExecCmd = Annotated[
     str | None,
-    typer.Option("--exec", help="Run this shell command per event (event JSON on stdin)."),
+    typer.Option(
+        "--exec",
+        help="Run this shell command per event (event JSON on stdin, HOOK_EVENT_ID, "
+        "HOOK_SOURCE, HOOK_DETAIL_TYPE, HOOK_ATTEMPT in the environment).",
+    ),
 ]
 Handler = Annotated[
     str | None,
