@@ -12,7 +12,7 @@ import ipaddress
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -229,13 +229,7 @@ def _health(source: SqsSource | None) -> Callable[[], str | None]:
 
 
 async def _poll(source: SqsSource, relay: Relay) -> None:
-    account = relay.info.account if relay.info.mode == "local" else ""
-
     async def commit(events: list[Event]) -> None:
-        if account:
-            # moto's SQS target drops the envelope's `account`, which EventBridge always sets:
-            # fill in the emulated account so patterns on `account` behave as on AWS.
-            events = [e if e.account else replace(e, account=account) for e in events]
         await relay.commit(events)
 
     try:

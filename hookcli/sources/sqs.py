@@ -20,6 +20,7 @@ import logging
 import random
 import threading
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar
 
 from botocore.exceptions import (
@@ -185,7 +186,7 @@ class SqsSource:
         malformed: list[MessageTypeDef] = []
         for message in messages:
             try:
-                events.append(parse_event(message.get("Body", "")))
+                event = parse_event(message.get("Body", ""))
             except InvalidEventError as exc:
                 logger.warning(
                     "dropping SQS message %s: not an EventBridge event: %s",
@@ -194,6 +195,12 @@ class SqsSource:
                 )
                 malformed.append(message)
             else:
+                if not event.account:
+                    # EventBridge always sets `account`; moto's SQS target drops it. The rule is
+                    # on our bus, so the bus's account is the event's: patterns on it then
+                    # behave in local mode as on AWS.
+                    event = replace(event, account=self.provisioned.account)
+                events.append(event)
                 parsed.append(message)
         committed = True
         if events:
