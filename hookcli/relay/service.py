@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -125,14 +126,23 @@ def check_bind(host: str, tokens: Mapping[str, str]) -> None:
 
 
 async def start_relay(settings: RelaySettings) -> RunningRelay:
-    """Open the store, set up the source, bind the server; roll back what started on failure."""
+    """Bind the port, open the store, set up the source, serve; roll back what started on failure.
+
+    The port is bound first, so a taken port fails at once, before the emulator or AWS setup;
+    connections that arrive before the server starts wait in the socket's backlog.
+    """
     check_bind(settings.host, settings.tokens)
     ssl_context = tls_context(settings.tls_cert, settings.tls_key)
+    sock = _listen(settings.host, settings.port)
     data_dir = settings.data_dir or default_data_dir()
     db_path = data_dir / f"{settings.name}.db"
-    store = Store(
-        db_path, max_age=settings.max_age, max_count=settings.max_count, checkpoint_interval=0.5
-    )
+    try:
+        store = Store(
+            db_path, max_age=settings.max_age, max_count=settings.max_count, checkpoint_interval=0.5
+        )
+    except BaseException:
+        sock.close()
+        raise
     emulator: Emulator | None = None
     source: SqsSource | None = None
     runner: web.AppRunner | None = None
@@ -150,15 +160,8 @@ async def start_relay(settings: RelaySettings) -> RunningRelay:
         )
         runner = web.AppRunner(relay.app, access_log=None, handle_signals=False)
         await runner.setup()
-        site = web.TCPSite(runner, settings.host, settings.port, ssl_context=ssl_context)
-        try:
-            await site.start()
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}",
-                hint="another relay may be running there; pick another --port (0 = any free one)",
-            ) from exc
-        port = _bound_port(runner, settings.port)
+        await web.SockSite(runner, sock, ssl_context=ssl_context).start()
+        port = int(sock.getsockname()[1])
         scheme = "https" if ssl_context else "http"
         host = f"[{settings.host}]" if ":" in settings.host else settings.host
         url = f"{scheme}://{host}:{port}"
@@ -168,6 +171,7 @@ async def start_relay(settings: RelaySettings) -> RunningRelay:
     except BaseException:
         if runner is not None:
             await runner.cleanup()
+        sock.close()
         store.close()
         if emulator is not None:
             await asyncio.to_thread(emulator.stop)
@@ -254,11 +258,16 @@ async def _sweep(store: Store, interval: float) -> None:
         await asyncio.sleep(interval)
 
 
-def _bound_port(runner: web.AppRunner, asked: int) -> int:
-    for address in runner.addresses:
-        if isinstance(address, tuple) and len(address) >= 2:
-            return int(address[1])
-    return asked
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (0 = any free port), or a ConfigError saying why not."""
+    try:
+        family = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host.strip("[]"), port), family=family)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+            hint="another relay may be running there; pick another --port (0 = any free one)",
+        ) from exc
 
 
 def load_tokens(path: Path) -> dict[str, str]:
