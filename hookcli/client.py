@@ -141,7 +141,7 @@ class Stream:
                 )
             if status not in (500, 502, 503, 504):
                 return RelayError(f"the relay answered the websocket upgrade with HTTP {status}")
-        elif isinstance(exc, InvalidHandshake) and not isinstance(exc, InvalidStatus):
+        elif isinstance(exc, InvalidHandshake):
             if "EOF" not in str(exc) and not isinstance(exc.__cause__, EOFError):
                 return RelayError(f"websocket handshake with the relay failed: {exc}")
         elif not isinstance(exc, (OSError, TimeoutError)):

@@ -22,6 +22,6 @@ def demo(as_json: o.JsonOut = False) -> None:
     from hookcli.demo import demo as run
     from hookcli.errors import DeliveryFailedError
 
-    summary, _ = run_rendered("listen", as_json, False, lambda emit: run(emit))
+    summary = run_rendered("listen", as_json, False, lambda emit: run(emit))
     if not summary.ok:
         raise DeliveryFailedError("the demo did not end with every event delivered")

@@ -11,7 +11,7 @@ from hookcli.cli import options as o
 from hookcli.errors import HookError
 
 if TYPE_CHECKING:
-    from hookcli.cli.render import Kind, Renderer
+    from hookcli.cli.render import Kind
     from hookcli.updates import Update
 
 T = TypeVar("T")
@@ -33,7 +33,7 @@ def run_rendered(
     as_json: bool,
     verbose: bool,
     work: Callable[[Callable[[Update], None]], Coroutine[Any, Any, T]],
-) -> tuple[T, Renderer]:
+) -> T:
     """Run a library coroutine with a renderer; fatal errors are rendered, then raised."""
     import asyncio
     import signal
@@ -65,7 +65,7 @@ def run_rendered(
             loop.remove_signal_handler(signal.SIGTERM)
 
     try:
-        return asyncio.run(main()), renderer
+        return asyncio.run(main())
     except HookError as exc:
         renderer.error(exc)
         raise

@@ -35,10 +35,7 @@ Kind = Literal["listen", "tail", "replay"]
 
 
 class Renderer(Protocol):
-    """Turns updates into output; ``close`` ends any live region and prints a summary."""
-
-    delivered: int
-    failed: int
+    """Turns updates into output; ``close`` ends any live region."""
 
     def __call__(self, update: Update) -> None:
         """Render one update."""
@@ -156,15 +153,8 @@ class JsonRenderer:
         self.kind = kind
         self.out = out or sys.stdout
         self.err = err or sys.stderr
-        self.delivered = 0
-        self.failed = 0
 
     def __call__(self, update: Update) -> None:
-        if isinstance(update, Delivered):
-            if update.outcome.delivered:
-                self.delivered += 1
-            else:
-                self.failed += 1
         if isinstance(update, Delivered) and self.kind != "tail":
             self._write_text(self.out, result_line(update))
             return

@@ -79,7 +79,7 @@ def replay(
         policy=RetryPolicy(retries=retries, timeout=timeout),
     )
     settings.target.build()
-    summary, _ = run_rendered(
+    summary = run_rendered(
         "replay",
         as_json,
         verbose,
