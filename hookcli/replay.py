@@ -64,21 +64,21 @@ async def replay(
             r["event"]["id"]: [settings.listener or settings.default_listener] for r in records
         }
         if settings.failed:
+            # full=1: each row carries its raw webhook request, so one page is enough.
             rows = await api.events(
                 status="failed",
                 listener=settings.failed_listener,
                 since=settings.since,
                 limit=FAILED_LIMIT,
+                full=1,
             )
             known = {r["event"]["id"] for r in records}
-            # History rows carry only the request's size: fetch each in full (raw bytes).
-            for row in reversed(rows):
+            for row in reversed(rows):  # oldest first
                 if row["event"]["id"] not in known:
                     known.add(row["event"]["id"])
-                    record = await api.event(row["event"]["id"])
-                    records.append(record)
+                    records.append(row)
                     owners[row["event"]["id"]] = (
-                        [settings.listener] if settings.listener else _failed_listeners(record)
+                        [settings.listener] if settings.listener else _failed_listeners(row)
                     ) or [settings.default_listener]
             if not records:
                 emit(Notice("No failed deliveries to replay."))

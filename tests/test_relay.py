@@ -517,3 +517,25 @@ def test_pending_is_what_the_listener_will_get(tmp_path: Path) -> None:
             await relay.stop()
 
     run(main())
+
+
+def test_history_full_rows_carry_the_raw_request(tmp_path: Path) -> None:
+    """History rows show a webhook's size; with full=1 they carry its exact bytes."""
+
+    async def main() -> None:
+        relay = await started(tmp_path)
+        try:
+            body = b'{"k": "v",  "n": 1}'
+            await ingest(relay, "gh", body)
+            async with aiohttp.ClientSession() as s:
+                async with s.get(f"{relay.url}/v1/events") as r:
+                    (short,) = (await r.json())["events"]
+                async with s.get(f"{relay.url}/v1/events", params={"full": "1"}) as r:
+                    (full,) = (await r.json())["events"]
+            assert short["request"]["size"] == len(body)
+            assert "body_b64" not in short["request"]
+            assert base64.b64decode(full["request"]["body_b64"]) == body
+        finally:
+            await relay.stop()
+
+    run(main())

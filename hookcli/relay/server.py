@@ -378,7 +378,12 @@ class Relay:
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
         return web.json_response(
-            {"events": [_history_row(item, deliveries) for item, deliveries in rows]},
+            {
+                "events": [
+                    _history_row(item, deliveries, full=q.get("full") == "1")
+                    for item, deliveries in rows
+                ]
+            },
             dumps=_dumps,
         )
 
