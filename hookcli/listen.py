@@ -175,15 +175,19 @@ class _Listener:
             self.connection, subscribe, self.emit, reconnect=not self.settings.exit_on_disconnect
         )
         self.emit(State(ConnectionState.CONNECTING))
-        workers = [
+        tasks = [asyncio.create_task(stream.run(self))] + [
             asyncio.create_task(self._work()) for _ in range(max(1, self.settings.concurrency))
         ]
         try:
-            await stream.run(self)
+            # Workers never end on their own: one that does failed (a target that cannot run
+            # at all), and the listener must stop and say so rather than sit there connected.
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
         finally:
-            for worker in workers:
-                worker.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             self.emit(State(ConnectionState.CLOSED))
 
     async def on_ready(
