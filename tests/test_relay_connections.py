@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from hookcli.relay.connections import LOG_BURST, ConnectionLimits
+from hookcli.relay.connections import LOG_BURST, ConnectionLimits, RelayLogFilter
 from hookcli.relay.service import RunningRelay, start_relay
 
 from conftest import UNIT, relay_settings, run
@@ -368,7 +368,57 @@ def test_malformed_flood_logs_a_bounded_number_of_lines(
                 assert all(a.split(b" ", 2)[1] == b"400" for a in answers)
 
     run(main())
-    lines = [r for r in caplog.records if r.name.startswith(("aiohttp", "hook", "asyncio"))]
-    bad = [r for r in lines if "bad HTTP request" in r.getMessage()]
-    assert 1 <= len(bad) <= LOG_BURST
-    assert len(lines) <= 3 * LOG_BURST, [r.getMessage() for r in lines]
+    lines = [
+        r.getMessage() for r in caplog.records if r.name.startswith(("aiohttp", "hook", "asyncio"))
+    ]
+    bad = [line for line in lines if line.startswith("bad HTTP request from 127.0.0.1")]
+    assert len(bad) == LOG_BURST
+    assert f"{500 - LOG_BURST} similar messages suppressed" in "\n".join(lines)
+    assert len(lines) <= 3 * LOG_BURST, lines
+
+
+class Clock:
+    """A hand-moved monotonic clock for the log filter."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def limited(caplog: pytest.LogCaptureFixture) -> Iterator[tuple[logging.Logger, Clock]]:
+    """A logger behind a fresh RelayLogFilter on a hand-moved clock, captured by caplog."""
+    clock = Clock()
+    logger = logging.getLogger("hook.test.ratelimit")
+    flt = RelayLogFilter(burst=5, interval=60.0, kinds=8, clock=clock)
+    logger.addFilter(flt)
+    caplog.set_level(logging.INFO, logger=logger.name)
+    yield logger, clock
+    logger.removeFilter(flt)
+
+
+def test_repeated_message_is_rate_limited_with_one_summary(
+    limited: tuple[logging.Logger, Clock], caplog: pytest.LogCaptureFixture
+) -> None:
+    """100 identical warnings in a minute log 5, then one "95 similar ... suppressed" line."""
+    logger, clock = limited
+    for number in range(100):
+        logger.warning("refused a connection from %s", f"10.0.0.{number}")
+    assert len(caplog.records) == 5
+    clock.now += 61
+    logger.warning("refused a connection from %s", "10.0.0.1")
+    messages = [r.getMessage() for r in caplog.records[5:]]
+    assert messages[0].startswith("95 similar messages suppressed")
+    assert messages[1:] == ["refused a connection from 10.0.0.1"]
+
+
+def test_many_kinds_of_message_stay_bounded(
+    limited: tuple[logging.Logger, Clock], caplog: pytest.LogCaptureFixture
+) -> None:
+    """1,000 distinct messages pass at most (kinds tracked + one shared bucket) x burst lines."""
+    logger, _ = limited
+    for number in range(1000):
+        logger.warning(f"distinct message {number}")  # noqa: G004 - distinct templates on purpose
+    assert len(caplog.records) <= (8 + 1) * 5

@@ -648,11 +648,12 @@ class RelayLogFilter(logging.Filter):
         kind.suppressed += 1
         return False
 
-    def flush(self) -> None:
-        """Report the kinds whose interval is over and that suppressed something."""
+    def flush(self, *, final: bool = False) -> None:
+        """Report the kinds whose interval is over (every kind, when ``final``) that suppressed
+        something, so a flood that stopped still gets its summary line."""
         now = self.clock()
         for key, kind in list(self._kinds.items()):
-            if now - kind.start >= self.interval and kind.suppressed:
+            if (final or now - kind.start >= self.interval) and kind.suppressed:
                 self._summarise(key, kind)
         self._purge(now)
 
@@ -732,3 +733,4 @@ async def run(guard: ConnectionGuard) -> None:
                     log.exception("flushing the log filter failed")
         finally:
             guard.close()
+            flt.flush(final=True)
