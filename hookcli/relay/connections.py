@@ -145,7 +145,12 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
         self.address = _address_key(transport.get_extra_info("peername"))
-        if self.guard.admit(self):
+        try:
+            admitted = self.guard.admit(self)
+        except Exception:  # a bug here must not cost the connection, let alone the relay
+            log.exception("admitting a connection failed; serving it unguarded")
+            admitted = True
+        if admitted:
             self.inner = self.factory()
             self.guard.register(self)
             self.inner.connection_made(transport)
@@ -410,7 +415,13 @@ class ConnectionGuard:
         transport.write(head.encode() + body)
         # Closing with unread request bytes would send a reset that can destroy the answer
         # before the client reads it; so half-close, discard what still arrives, then close.
-        if len(self._lingering) < MAX_LINGERING and transport.can_write_eof():
+        # Not once aiohttp has the connection: a handler it starts anyway must find the
+        # transport closing (a quiet ConnectionError), not half-closed (a RuntimeError).
+        if (
+            conn.inner is None
+            and len(self._lingering) < MAX_LINGERING
+            and transport.can_write_eof()
+        ):
             transport.write_eof()
         else:
             transport.close()
