@@ -195,10 +195,11 @@ def test_idle_authenticated_connection_outlives_the_idle_timeout(tmp_path: Path)
         return head
 
     async def main() -> None:
-        async with serving(tmp_path, idle_timeout=0.3) as relay:
-            trusted, stranger = await open_raw(relay), await open_raw(relay)
+        async with serving(tmp_path, idle_timeout=1.0) as relay:
             auth = b"Authorization: Bearer " + TOKEN.encode() + b"\r\n"
+            trusted = await open_raw(relay)
             assert (await request(trusted, auth)).startswith(b"HTTP/1.1 200")
+            stranger = await open_raw(relay)
             assert (await request(stranger, b"")).startswith(b"HTTP/1.1 401")
             # The unauthenticated keep-alive connection is closed after the idle timeout ...
             assert await read_all(stranger[0]) == b""
