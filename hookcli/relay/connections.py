@@ -651,7 +651,7 @@ class RelayLogFilter(logging.Filter):
             if kind is None:
                 kind = self._kinds[key] = _Kind(now)
         if now - kind.start >= self.interval:
-            self._summarise(key, kind)
+            self._summarise(key, kind, now)
             kind.start, kind.count = now, 0
         kind.count += 1
         if kind.count <= self.burst:
@@ -665,7 +665,7 @@ class RelayLogFilter(logging.Filter):
         now = self.clock()
         for key, kind in list(self._kinds.items()):
             if (final or now - kind.start >= self.interval) and kind.suppressed:
-                self._summarise(key, kind)
+                self._summarise(key, kind, now)
         self._purge(now)
 
     def _purge(self, now: float) -> None:
@@ -673,7 +673,7 @@ class RelayLogFilter(logging.Filter):
             if now - kind.start >= self.interval and not kind.suppressed:
                 del self._kinds[key]
 
-    def _summarise(self, key: tuple[str, int, str], kind: _Kind) -> None:
+    def _summarise(self, key: tuple[str, int, str], kind: _Kind, now: float) -> None:
         count, kind.suppressed = kind.suppressed, 0
         if not count:
             return
@@ -682,7 +682,7 @@ class RelayLogFilter(logging.Filter):
             level,
             "%d similar messages suppressed in %.0f s: %s",
             count,
-            self.interval,
+            min(now - kind.start, self.interval),
             template or "(more kinds than tracked)",
             extra={"hook_summary": True},
         )
