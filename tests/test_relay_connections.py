@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from hookcli.relay.connections import LOG_BURST, ConnectionLimits, RelayLogFilter
+from hookcli.relay.connections import LOG_BURST, ConnectionLimits, RelayLogFilter, address_key
 from hookcli.relay.service import RunningRelay, start_relay
 
 from conftest import UNIT, relay_settings, run
@@ -423,3 +423,19 @@ def test_many_kinds_of_message_stay_bounded(
     for number in range(1000):
         logger.warning(f"distinct message {number}")  # noqa: G004 - distinct templates on purpose
     assert len(caplog.records) <= (8 + 1) * 5
+
+
+@pytest.mark.parametrize(
+    ("peer", "key"),
+    [
+        (("127.0.0.1", 5000), "127.0.0.1"),
+        (("::1", 5000, 0, 0), "::1"),
+        (("::ffff:10.1.2.3", 5000, 0, 0), "10.1.2.3"),
+        (("2001:db8:1:2:aaaa::1", 5000, 0, 0), "2001:db8:1:2::/64"),
+        (("2001:db8:1:2:bbbb::9", 5000, 0, 0), "2001:db8:1:2::/64"),
+        (("fe80::1%eth0", 5000, 0, 2), "fe80::/64"),
+    ],
+)
+def test_address_budget_groups_ipv6_by_64(peer: tuple[Any, ...], key: str) -> None:
+    """IPv4 counts per address, IPv6 per /64 (one host's share), mapped IPv4 as IPv4."""
+    assert address_key(peer) == key

@@ -144,7 +144,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
-        self.address = _address_key(transport.get_extra_info("peername"))
+        self.address = address_key(transport.get_extra_info("peername"))
         try:
             admitted = self.guard.admit(self)
         except Exception:  # a bug here must not cost the connection, let alone the relay
@@ -461,7 +461,7 @@ def _oldest(queue: OrderedDict[_Connection, None] | None) -> _Connection | None:
     return next(iter(queue), None) if queue else None
 
 
-def _address_key(peer: Any) -> str:
+def address_key(peer: Any) -> str:
     """The budget a peer counts against: its IPv4 address, or its IPv6 /64 (one host's share)."""
     if not isinstance(peer, tuple) or not peer:
         return str(peer or "")
