@@ -97,7 +97,8 @@ LOGGERS = (
 class ConnectionLimits:
     """Caps and timeouts for the relay's connections (seconds; 0 turns a cap or timeout off)."""
 
-    #: Every open connection; lowered at start to stay below the open-file limit.
+    #: Every open connection; lowered at start to stay below the open-file limit (0: as many
+    #: as that limit allows).
     max_connections: int = 1024
     #: Connections from one client address that have not authenticated (yet).
     max_per_address: int = 128
