@@ -339,6 +339,9 @@ class Relay:
             detail_type=detail_type,
             event_id=new_event_id(),
             received=datetime.now(UTC),
+            # The runner does not decompress (auto_decompress=False), so ``body`` is the wire
+            # bytes; a gzip/deflate JSON body is decoded for ``detail`` only, within the cap.
+            decoded_limit=cap,
         )
         stored = await self.commit([event])
         return web.json_response({"id": event.id, "seq": stored[0].seq}, status=202)

@@ -158,7 +158,12 @@ async def start_relay(settings: RelaySettings) -> RunningRelay:
             max_message=settings.max_message,
             health=_health(source),
         )
-        runner = web.AppRunner(relay.app, access_log=None, handle_signals=False)
+        # auto_decompress=False: ingest stores bodies as sent (Content-Encoding kept), so a
+        # replay is byte-exact and signatures over compressed bytes still verify; --max-body
+        # counts wire bytes.
+        runner = web.AppRunner(
+            relay.app, access_log=None, handle_signals=False, auto_decompress=False
+        )
         await runner.setup()
         await web.SockSite(runner, sock, ssl_context=ssl_context).start()
         port = int(sock.getsockname()[1])
