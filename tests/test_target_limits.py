@@ -247,3 +247,31 @@ def test_exec_output_flood_is_captured_bounded(tmp_path: Path) -> None:
     assert (outcome.delivered, outcome.code) == (True, 0), outcome.error
     assert outcome.detail is not None and len(outcome.detail) <= DETAIL_LIMIT
     assert outcome.detail.endswith("x\nthe-end\n")
+
+
+GARBLING_HANDLER = """\
+import fcntl, os
+
+def handler(event, context):
+    # Write a 2 GiB frame length into every writable pipe this worker holds: the reply pipe
+    # among them (the others carry stderr, where it is harmless).
+    for fd in range(3, 64):
+        try:
+            link = os.readlink(f"/proc/self/fd/{fd}")
+            flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        except OSError:
+            continue
+        if link.startswith("pipe:") and flags & os.O_ACCMODE == os.O_WRONLY:
+            os.write(fd, b"\\x7f\\xff\\xff\\xff")
+    return "ok"
+"""
+
+
+def test_handler_writing_into_the_reply_pipe_is_not_buffered(tmp_path: Path) -> None:
+    """A frame claiming 2 GiB fails the event at once; the listener does not wait to buffer it."""
+    (tmp_path / "app.py").write_text(GARBLING_HANDLER)
+    target = make_target(handler=f"{tmp_path / 'app.py'}:handler")
+    event = Event(id=EventId("e-1"), source="s", detail_type="t", detail={})
+    outcome = run(deliver_once(target, event, timeout=UNIT * 2))
+    assert not outcome.delivered
+    assert outcome.error is not None and "sent a broken reply" in outcome.error
