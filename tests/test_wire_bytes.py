@@ -43,9 +43,12 @@ COMPRESS: dict[str, Callable[[bytes], bytes]] = {
 }
 
 
-def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
-    """POST raw bytes; the status and the JSON answer."""
-    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
+def post(
+    url: str, body: bytes, headers: dict[str, str], *, chunked: bool = False
+) -> tuple[int, dict[str, Any]]:
+    """POST raw bytes (chunked: no Content-Length up front); the status and the JSON answer."""
+    data: Any = iter([body]) if chunked else body  # urllib sends an iterable chunked
+    request = urllib.request.Request(url, data=data, method="POST", headers=headers)
     try:
         with _HTTP.open(request, timeout=UNIT) as response:
             return response.status, json.load(response)
@@ -131,7 +134,8 @@ def test_compressed_webhook_reaches_the_app_byte_exact(
     assert stored["event"]["detail"] == document  # still parsed, for patterns
 
 
-def test_cap_counts_wire_bytes(tmp_path: Path, loop_thread: LoopThread) -> None:
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_cap_counts_wire_bytes(tmp_path: Path, loop_thread: LoopThread, chunked: bool) -> None:
     """Under the cap on the wire is accepted even when it decodes past it; over it is a 413."""
     cap = 4096
     settings = relay_settings(
@@ -143,14 +147,14 @@ def test_cap_counts_wire_bytes(tmp_path: Path, loop_thread: LoopThread) -> None:
         headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
         small = gzip.compress(json.dumps({"pad": "x" * (cap * 4)}).encode())
         assert len(small) < cap
-        status, answer = post(url, small, headers)
+        status, answer = post(url, small, headers, chunked=chunked)
         assert status == 202
         stored = get(f"{running.url}/v1/events/{answer['id']}")
         assert base64.b64decode(stored["request"]["body_b64"]) == small
         assert stored["event"]["detail"] == {}  # decoded past the cap: not parsed, still kept
         large = gzip.compress(os.urandom(cap))  # incompressible: the wire form passes the cap
         assert len(large) > cap
-        status, answer = post(url, large, headers)
+        status, answer = post(url, large, headers, chunked=chunked)
         assert status == 413, answer
         assert f"{cap}-byte cap" in answer["error"]
     finally:
