@@ -64,13 +64,14 @@ class ExecTarget:
     async def deliver(self, event: Event, attempt: int, timeout: float) -> Outcome:
         """Run the command once with the event on stdin and ``HOOK_*`` in its environment."""
         loop = asyncio.get_running_loop()
+        mark = secrets.token_hex(16)  # every process this run starts inherits it
         env = {
             **os.environ,
             "HOOK_EVENT_ID": event.id,
             "HOOK_SOURCE": event.source,
             "HOOK_DETAIL_TYPE": event.detail_type,
             "HOOK_ATTEMPT": str(attempt),
-            MARK_VARIABLE: (mark := secrets.token_hex(16)),
+            MARK_VARIABLE: mark,
         }
         run = _Run(loop)
         started = time.perf_counter()
