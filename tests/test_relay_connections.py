@@ -133,6 +133,20 @@ async def next_event(ws: ClientConnection) -> dict[str, Any]:
                 return message
 
 
+async def request(streams: Streams, headers: bytes) -> bytes:
+    """``GET /v1/info`` on a kept-alive raw connection; the response head."""
+    reader, writer = streams
+    writer.write(b"GET /v1/info HTTP/1.1\r\nHost: 127.0.0.1\r\n" + headers + b"\r\n")
+    async with asyncio.timeout(UNIT):
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        await reader.readexactly(length)
+    return head
+
+
+AUTH_LINE = b"Authorization: Bearer " + TOKEN.encode() + b"\r\n"
+
+
 # ---------------------------------------------------------------------- timeouts
 
 
@@ -185,26 +199,16 @@ def test_slow_body_is_cut_and_nothing_stored(tmp_path: Path) -> None:
 def test_idle_authenticated_connection_outlives_the_idle_timeout(tmp_path: Path) -> None:
     """After a request with the token, a keep-alive connection idles past the idle timeout."""
 
-    async def request(streams: Streams, headers: bytes) -> bytes:
-        reader, writer = streams
-        writer.write(b"GET /v1/info HTTP/1.1\r\nHost: 127.0.0.1\r\n" + headers + b"\r\n")
-        async with asyncio.timeout(UNIT):
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
-            await reader.readexactly(length)
-        return head
-
     async def main() -> None:
         async with serving(tmp_path, idle_timeout=1.0) as relay:
-            auth = b"Authorization: Bearer " + TOKEN.encode() + b"\r\n"
             trusted = await open_raw(relay)
-            assert (await request(trusted, auth)).startswith(b"HTTP/1.1 200")
+            assert (await request(trusted, AUTH_LINE)).startswith(b"HTTP/1.1 200")
             stranger = await open_raw(relay)
             assert (await request(stranger, b"")).startswith(b"HTTP/1.1 401")
             # The unauthenticated keep-alive connection is closed after the idle timeout ...
             assert await read_all(stranger[0]) == b""
             # ... while the authenticated one, idle just as long, still serves.
-            assert (await request(trusted, auth)).startswith(b"HTTP/1.1 200")
+            assert (await request(trusted, AUTH_LINE)).startswith(b"HTTP/1.1 200")
             await close(trusted[1])
             await close(stranger[1])
 
@@ -256,6 +260,24 @@ def test_over_cap_connection_is_answered_503_when_nothing_is_evictable(tmp_path:
             await close(writer)
             for _, busy_writer in busy:
                 await close(busy_writer)
+
+    run(main())
+
+
+def test_idle_authenticated_connection_is_never_evicted(tmp_path: Path) -> None:
+    """A flood over the per-address cap evicts strangers, never an idle authenticated connection."""
+
+    async def main() -> None:
+        async with serving(tmp_path, max_per_address=4) as relay:
+            trusted = await open_raw(relay)
+            assert (await request(trusted, AUTH_LINE)).startswith(b"HTTP/1.1 200")
+            held = await flood(relay, ["127.0.0.1"], 20)
+            status, _, _ = parse(await read_all(held[0][0]))
+            assert status == 503  # the flood did hit the cap
+            assert (await request(trusted, AUTH_LINE)).startswith(b"HTTP/1.1 200")
+            await close(trusted[1])
+            for _, writer in held:
+                await close(writer)
 
     run(main())
 
