@@ -144,6 +144,42 @@ def serve(
             "--ingest-only", help="No EventBridge source at all: webhooks via /v1/ingest only."
         ),
     ] = False,
+    max_connections: Annotated[
+        int,
+        typer.Option(
+            "--max-connections",
+            min=0,
+            help="Open connections in total (0: as many as the open-file limit allows); "
+            "kept below the open-file limit. At the cap the oldest idle unauthenticated "
+            "connection is closed, or a newcomer answered 503.",
+        ),
+    ] = 1024,
+    max_per_address: Annotated[
+        int,
+        typer.Option(
+            "--max-connections-per-address",
+            min=0,
+            help="Unauthenticated connections per client address (IPv6: per /64; 0: no cap). "
+            "Connections that passed the token check do not count. Raise it behind a proxy.",
+        ),
+    ] = 128,
+    header_timeout: Annotated[
+        str,
+        typer.Option(
+            "--header-timeout", help="Close a request whose headers take longer (408), e.g. 10s."
+        ),
+    ] = "10s",
+    body_timeout: Annotated[
+        str,
+        typer.Option("--body-timeout", help="Cut a request whose body takes longer, e.g. 60s."),
+    ] = "60s",
+    idle_timeout: Annotated[
+        str,
+        typer.Option(
+            "--idle-timeout",
+            help="Close an unauthenticated connection idle this long (authenticated: 75s).",
+        ),
+    ] = "20s",
 ) -> None:
     """Run the relay: poll the bus's queue and /v1/ingest, keep every event, stream to listeners.
 
@@ -151,6 +187,7 @@ def serve(
     hook:relay=NAME. Without --bus it starts an emulated EventBridge + SQS on loopback (moto),
     so everything works with no AWS account. Stop with Ctrl-C or SIGTERM.
     """
+    from hookcli.relay.connections import ConnectionLimits
     from hookcli.relay.server import IngestSettings
     from hookcli.relay.service import RelaySettings, load_tokens
 
@@ -188,6 +225,13 @@ def serve(
         max_age=parse_duration(retention, "--retention"),
         max_count=max_events,
         source=not ingest_only,
+        connections=ConnectionLimits(
+            max_connections=max_connections,
+            max_per_address=max_per_address,
+            header_timeout=parse_duration(header_timeout, "--header-timeout"),
+            body_timeout=parse_duration(body_timeout, "--body-timeout"),
+            idle_timeout=parse_duration(idle_timeout, "--idle-timeout"),
+        ),
     )
     import asyncio
 

@@ -53,6 +53,7 @@ from hookcli.protocol import (
     encode,
     encode_event,
 )
+from hookcli.relay import connections
 from hookcli.relay.store import Delivery, Store, StoredEvent
 
 log = logging.getLogger("hook.relay")
@@ -244,6 +245,7 @@ class Relay:
                 if hmac.compare_digest(token.encode(), given.strip().encode()):
                     found, matched = name, True
             if matched:
+                connections.trust(request)  # authenticated: never evicted as an idle stranger
                 return found
         raise _http_error(
             web.HTTPUnauthorized,

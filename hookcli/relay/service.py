@@ -21,6 +21,8 @@ from aiohttp import web
 
 from hookcli.errors import ConfigError, HookError, SourceError
 from hookcli.events import Event
+from hookcli.relay import connections
+from hookcli.relay.connections import ConnectionLimits
 from hookcli.relay.server import IngestSettings, Relay, RelayInfo, tls_context
 from hookcli.relay.store import Store
 
@@ -59,6 +61,8 @@ class RelaySettings:
     sweep_interval: float = 60.0
     #: False: ingest only (no EventBridge source, no moto).
     source: bool = True
+    #: Connection caps and timeouts (relay/connections.py).
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)
 
     @property
     def local(self) -> bool:
@@ -170,19 +174,30 @@ async def start_relay(settings: RelaySettings) -> RunningRelay:
             max_message=settings.max_message,
             health=_health(source),
         )
+        guard = connections.ConnectionGuard(
+            settings.connections, open_files=connections.raise_open_file_limit()
+        )
+        connections.install(relay.app, guard)
         # auto_decompress=False: ingest stores bodies as sent (Content-Encoding kept), so a
         # replay is byte-exact and signatures over compressed bytes still verify; --max-body
         # counts wire bytes.
         runner = web.AppRunner(
-            relay.app, access_log=None, handle_signals=False, auto_decompress=False
+            relay.app,
+            access_log=None,
+            handle_signals=False,
+            auto_decompress=False,
+            keepalive_timeout=settings.connections.keepalive_timeout,
         )
         await runner.setup()
-        await web.SockSite(runner, sock, ssl_context=ssl_context).start()
+        await connections.GuardedSite(runner, sock, guard, ssl_context=ssl_context).start()
         port = int(sock.getsockname()[1])
         scheme = "https" if ssl_context else "http"
         host = f"[{settings.host}]" if ":" in settings.host else settings.host
         url = f"{scheme}://{host}:{port}"
-        tasks = [asyncio.create_task(_sweep(store, settings.sweep_interval))]
+        tasks = [
+            asyncio.create_task(_sweep(store, settings.sweep_interval)),
+            asyncio.create_task(connections.run(guard)),
+        ]
         if source is not None:
             tasks.append(asyncio.create_task(_poll(source, relay)))
     except BaseException:
