@@ -705,9 +705,10 @@ def test_background_checkpoint_moves_the_wal_into_the_database(tmp_path: Path) -
     store = Store(path, checkpoint_interval=0.05)
     try:
         assert store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        # Measured before the appends: under load the thread may checkpoint while they run.
+        size_before = path.stat().st_size
         for batch in range(30):
             store.append([event(f"e-{batch}-{n}", detail={"pad": "x" * 400}) for n in range(50)])
-        size_before = path.stat().st_size
         wait_until(lambda: path.stat().st_size > size_before + 400_000, UNIT, "a checkpoint")
         assert len(store.read(0, 2000)) == 1500
     finally:
