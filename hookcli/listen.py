@@ -122,7 +122,7 @@ async def relay_for(connection: Connection, emit: Emit) -> AsyncIterator[Connect
                 f"From another terminal: {SEND_HINT}"
             )
         )
-        yield Connection(relay=running.url, token=None, configured=False)
+        yield Connection(relay=running.url, token=running.local_token, configured=False)
     finally:
         await running.stop()
 

@@ -34,7 +34,15 @@ from websockets.asyncio.client import connect
 
 from hookcli.relay.service import RelaySettings, RunningRelay, start_relay
 
-from conftest import UNIT, LoopThread, RecordingTarget, run, start_target, wait_until
+from conftest import (
+    UNIT,
+    LoopThread,
+    RecordingTarget,
+    auth_headers,
+    run,
+    start_target,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -267,7 +275,7 @@ def answer_as(relay: RunningRelay, name: str, outcomes: list[tuple[str, int, str
     """
 
     async def main() -> None:
-        async with connect(relay.ws_url) as ws:
+        async with connect(relay.ws_url, additional_headers=auth_headers()) as ws:
             await ws.send(json.dumps({"type": "hello", "protocol": 1}))
             assert json.loads(await ws.recv())["type"] == "welcome"
             subscribe = {"type": "subscribe", "name": name, "from": 0, "mode": "listen"}
