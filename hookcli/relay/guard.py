@@ -19,10 +19,13 @@ Tokens are checked by the handlers (``Relay._authorize``); health and ingest nee
 from __future__ import annotations
 
 import ipaddress
+import logging
 from dataclasses import dataclass
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
+
+log = logging.getLogger("hook.relay.guard")
 
 #: Sec-Fetch-Site values that mean "a page on another origin sent this" (Fetch Metadata).
 CROSS_SITE = frozenset({"cross-site", "same-site"})
@@ -75,6 +78,7 @@ def guard_middleware(settings: GuardSettings) -> Middleware:
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not settings.host_allowed(request.headers.get("Host")):
             return _refuse(
+                request,
                 421,
                 f"this relay does not answer as {host_name(request.headers['Host'])!r}",
                 "address it as 127.0.0.1 or localhost; a team relay's public name must be "
@@ -86,6 +90,7 @@ def guard_middleware(settings: GuardSettings) -> Middleware:
             return _preflight(request, origin if allowed else None)
         if origin is not None and not allowed:
             return _refuse(
+                request,
                 403,
                 f"requests from web pages are refused (Origin {origin!r})",
                 "hook's API is not for browsers; allow a trusted page's origin with "
@@ -94,6 +99,7 @@ def guard_middleware(settings: GuardSettings) -> Middleware:
         site = request.headers.get("Sec-Fetch-Site", "").strip().lower()
         if site in CROSS_SITE and not allowed:
             return _refuse(
+                request,
                 403,
                 f"requests from web pages are refused (Sec-Fetch-Site: {site})",
                 "webhook senders send no Sec-Fetch-Site; allow a trusted page's origin with "
@@ -126,5 +132,7 @@ def _preflight(request: web.Request, origin: str | None) -> web.Response:
     return response
 
 
-def _refuse(status: int, message: str, hint: str) -> web.Response:
+def _refuse(request: web.Request, status: int, message: str, hint: str) -> web.Response:
+    # Debug only: refusals are routine on a public relay, and the log must not grow with them.
+    log.debug("refused %s %s: %s", request.method, request.path, message)
     return web.json_response({"error": message, "hint": hint}, status=status)

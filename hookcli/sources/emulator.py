@@ -87,7 +87,9 @@ def start_emulator() -> Emulator:
         raise SourceError(f"cannot start the local emulator on 127.0.0.1: {exc}") from exc
     thread = threading.Thread(target=server.serve_forever, name="hook-emulator", daemon=True)
     thread.start()
-    return Emulator(endpoint_url=f"http://127.0.0.1:{server.port}", _server=_Running(server, thread))
+    return Emulator(
+        endpoint_url=f"http://127.0.0.1:{server.port}", _server=_Running(server, thread)
+    )
 
 
 @dataclass(frozen=True, slots=True)
