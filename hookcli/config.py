@@ -34,6 +34,8 @@ class Connection:
     relay: str
     token: str | None
     configured: bool
+    #: The token is the local token (found in the state dir, not given by the user).
+    local_token: bool = False
 
     @property
     def http_url(self) -> str:
@@ -83,10 +85,17 @@ def resolve(relay: str | None, token: str | None) -> Connection:
     chosen = relay or (file_relay if isinstance(file_relay, str) else None)
     secret = token or (file_token if isinstance(file_token, str) else None)
     url = to_http(chosen or DEFAULT_RELAY)  # validate early, before any network I/O
+    local = False
     if secret is None and is_loopback(urlsplit(url).hostname or ""):
         # Only ever to a loopback relay: the local token must not leave this machine.
         secret = load_local_token()
-    return Connection(relay=chosen or DEFAULT_RELAY, token=secret, configured=chosen is not None)
+        local = secret is not None
+    return Connection(
+        relay=chosen or DEFAULT_RELAY,
+        token=secret,
+        configured=chosen is not None,
+        local_token=local,
+    )
 
 
 def is_loopback(host: str) -> bool:

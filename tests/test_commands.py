@@ -245,8 +245,10 @@ def terminal(env: dict[str, str]) -> Iterator[Callable[..., Terminal]]:
 
 
 def http(method: str, url: str, body: bytes | None = None, **headers: str) -> Any:
-    """A JSON call to the relay on loopback."""
-    request = urllib.request.Request(url, data=body, method=method, headers=headers)
+    """A JSON call to the relay on loopback (with the local token the relay runs on)."""
+    request = urllib.request.Request(
+        url, data=body, method=method, headers={**auth_headers(), **headers}
+    )
     with _HTTP.open(request, timeout=UNIT) as response:
         return json.loads(response.read())
 
