@@ -368,17 +368,18 @@ def test_another_name_in_the_same_dir_is_another_store(
 # -------------------------------------------------------------------- `hook relay serve`
 
 
-def serve(tmp_path: Path) -> subprocess.Popen[str]:
+def serve(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """``hook relay serve --ingest-only`` on a free port, in the default (local token) mode."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOOK_")}
-    env["HOOK_CONFIG"] = str(tmp_path / "none.toml")
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("HOOK_")}
+    environment["HOOK_CONFIG"] = str(tmp_path / "none.toml")
+    environment.update(env or {})
     return subprocess.Popen(
         [sys.executable, "-m", "hookcli", "relay", "serve", "--ingest-only", "--port", "0"]
-        + ["--data-dir", str(tmp_path / "relay")],
+        + ["--data-dir", str(tmp_path / "relay"), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=env,
+        env=environment,
     )
 
 
@@ -407,3 +408,46 @@ def test_relay_serve_exits_143_on_sigterm_and_a_second_one_is_refused(tmp_path: 
         if first.poll() is None:
             first.kill()
         first.communicate(timeout=UNIT)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (["--allow-host", "relay.example.com", "--allow-origin", "https://dash.example.com"], {}),
+        (
+            [],
+            {
+                "HOOK_ALLOW_HOST": "relay.example.com",
+                "HOOK_ALLOW_ORIGIN": "https://dash.example.com",
+            },
+        ),
+    ],
+    ids=["options", "env"],
+)
+def test_relay_serve_takes_allowed_hosts_and_origins(
+    tmp_path: Path, args: list[str], env: dict[str, str]
+) -> None:
+    """--allow-host/--allow-origin (or HOOK_ALLOW_HOST/_ORIGIN) reach the running relay's guard."""
+    process = serve(tmp_path, *args, env=env)
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        url = first.rsplit(" ", 1)[1].strip()
+        assert url.startswith("http://127.0.0.1:"), first
+
+        async def check() -> None:
+            async with aiohttp.ClientSession() as session:
+                for host, status in [("relay.example.com:443", 200), ("other.example.com", 421)]:
+                    async with session.get(f"{url}/v1/health", headers={"Host": host}) as r:
+                        assert r.status == status
+                origin = {"Origin": "https://dash.example.com"}
+                async with session.options(f"{url}/v1/events", headers=origin) as r:
+                    assert r.status == 204
+                    assert r.headers["Access-Control-Allow-Origin"] == origin["Origin"]
+
+        run(check())
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=UNIT * 2)
+    assert process.returncode == 143
