@@ -3,7 +3,8 @@
 The relay runs as `hook relay serve` does by default on a laptop (loopback, no --token: the local
 token), with a `hook listen` delivering to a local app. A page from another loopback origin tries
 every attack of issue 8 (tests/fixtures/browser/attack.html); nothing may be read, injected,
-stored or moved, and the listener must stay connected.
+stored or moved, and the listener must stay connected. Another page tries to reach the relay's
+queue through the embedded AWS emulator (tests/fixtures/browser/emulator.html).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,7 @@ INSTALL = (
 )
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
-PAGE = Path(__file__).parent / "fixtures" / "browser" / "attack.html"
+PAGES = Path(__file__).parent / "fixtures" / "browser"
 SECRET = "secret-marker-7f3a"
 
 pytestmark = [
@@ -72,14 +74,14 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         driver.quit()
 
 
-async def serve_page() -> tuple[web.AppRunner, int]:
-    """The attack page on 127.0.0.1 (reached as localhost or 127.0.0.1: two other origins)."""
+async def serve_page(name: str = "attack.html") -> tuple[web.AppRunner, int]:
+    """An attack page on 127.0.0.1 (reached as localhost or 127.0.0.1: two other origins)."""
 
     async def page(request: web.Request) -> web.Response:
-        return web.Response(text=PAGE.read_text(), content_type="text/html")
+        return web.Response(text=(PAGES / name).read_text(), content_type="text/html")
 
     app = web.Application()
-    app.router.add_get("/attack.html", page)
+    app.router.add_get(f"/{name}", page)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -179,4 +181,60 @@ def test_a_web_page_can_neither_read_nor_inject_nor_disturb_the_listener(
         listener.close()
         loop_thread.run(page_runner.cleanup())
         loop_thread.run(target_runner.cleanup())
+        loop_thread.run(relay.stop())
+
+
+@pytest.mark.parametrize("page_host", ["localhost", "127.0.0.1"], ids=["cross-site", "same-site"])
+def test_a_web_page_cannot_inject_through_the_embedded_emulator(
+    tmp_path: Path, browser: Any, loop_thread: LoopThread, page_host: str
+) -> None:
+    """In local mode, a page's SendMessage or reset sent to moto (form, fetch, img) is refused."""
+    from hookcli.sources.emulator import CREDENTIALS
+    from hookcli.sources.eventbridge import AwsSettings, clients
+
+    relay = loop_thread.run(start_relay(relay_settings(tmp_path / "relay", source=True)))
+    page_runner, page_port = loop_thread.run(serve_page("emulator.html"))
+    try:
+        info = relay.info
+        assert info.mode == "local" and info.endpoint_url.startswith("http://127.0.0.1:")
+
+        def message(marker: str) -> str:
+            """An EventBridge event as the bus's rule delivers it to the queue."""
+            body = {"id": marker, "source": "evil", "detail-type": "x", "detail": {}}
+            return json.dumps({**body, "account": info.account, "region": info.region})
+
+        query = urllib.parse.urlencode(
+            {"endpoint": info.endpoint_url, "queue": info.queue_url, "body": message("injected")}
+        )
+        browser.get(f"http://{page_host}:{page_port}/emulator.html?{query}")
+        wait_until(
+            lambda: browser.execute_script("return window.done") is True,
+            UNIT * 6,
+            "the page's attacks to settle",
+        )
+        report = browser.execute_script("return window.report")
+        for name in ("fetch_form", "fetch_text", "fetch_get", "reset"):
+            assert report[name] == {"type": "opaque", "status": 0, "body": ""}, report[name]
+        assert report["img"] == {"loaded": False}
+
+        # The same SendMessage from boto3 (no browser headers) is taken: the queue survived
+        # (no reset), and since it hands out messages in order, anything the page had put on
+        # it would have been committed before this one.
+        settings = AwsSettings(
+            bus=info.bus,
+            region=info.region,
+            endpoint_url=info.endpoint_url,
+            credentials=CREDENTIALS,
+            relay_name=info.name,
+        )
+        _, sqs, _ = clients(settings)
+        sqs.send_message(QueueUrl=info.queue_url, MessageBody=message("sentinel"))
+
+        async def committed() -> list[str]:
+            return [item.event.id for item in relay.relay.store.read(0, 10)]
+
+        wait_until(lambda: loop_thread.run(committed()) != [], UNIT * 2, "the sentinel")
+        assert loop_thread.run(committed()) == ["sentinel"]
+    finally:
+        loop_thread.run(page_runner.cleanup())
         loop_thread.run(relay.stop())

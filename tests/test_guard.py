@@ -311,10 +311,11 @@ def test_allowed_origin_gets_cors_and_still_needs_the_token(tmp_path: Path) -> N
         {"Origin": "http://evil.example"},
         {"Sec-Fetch-Site": "cross-site"},
         {"Sec-Fetch-Mode": "no-cors"},
+        {"Host": "sqs.us-east-1.amazonaws.com"},
     ],
 )
 def test_emulator_refuses_web_pages(signal_: dict[str, str]) -> None:
-    """moto on loopback refuses a form POST from a page; the same POST without it is served."""
+    """moto on loopback refuses a page's form POST (or a foreign Host); boto3's kind is served."""
     import urllib.error
     import urllib.request
 

@@ -18,6 +18,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from hookcli.config import is_loopback
 from hookcli.errors import MissingExtraError, SourceError
 from hookcli.sources.eventbridge import AwsSettings
 
@@ -110,18 +111,21 @@ BROWSER_HEADERS = ("HTTP_ORIGIN", "HTTP_SEC_FETCH_SITE", "HTTP_SEC_FETCH_MODE")
 
 
 def refuse_browsers(app: Any) -> Any:
-    """Wrap a WSGI app so requests from web pages get 403.
+    """Wrap a WSGI app so requests from web pages, or under a foreign Host, get 403.
 
-    The emulator listens on loopback, where any page in the developer's browser can reach it,
-    and SQS's query protocol takes form-encoded POSTs (a CORS "simple" request a page can send
-    without asking): a page that found the port could put messages on the relay's queue.
-    boto3 sends none of these headers.
+    The emulator listens on loopback, where any page in the developer's browser can reach it
+    with requests it may send without asking (CORS "simple" ones: a form POST, a no-cors
+    fetch): SQS's query protocol takes form-encoded POSTs, and a POST to moto's
+    ``/moto-api/reset`` wipes the emulated bus and queue. boto3 sends none of these headers
+    and addresses the emulator as 127.0.0.1, so a foreign Host (DNS rebinding) is refused too.
     """
 
     def guarded(environ: dict[str, Any], start_response: Any) -> Any:
-        if any(key in environ for key in BROWSER_HEADERS):
+        host = str(environ.get("HTTP_HOST", ""))
+        name = host[: host.rfind(":")] if host.rfind(":") > host.rfind("]") else host
+        if any(key in environ for key in BROWSER_HEADERS) or (host and not is_loopback(name)):
             start_response("403 Forbidden", [("Content-Type", "text/plain")])
-            return [b"the local emulator does not answer web pages\n"]
+            return [b"the local emulator answers only hook, on loopback\n"]
         return app(environ, start_response)
 
     return guarded
