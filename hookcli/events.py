@@ -11,6 +11,7 @@ import base64
 import binascii
 import json
 import uuid
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,6 +35,10 @@ ENVELOPE_FIELDS = (
 )
 _REQUIRED = ("id", "source", "detail-type", "detail")
 _STRING_FIELDS = ("version", "id", "detail-type", "source", "account", "time", "region")
+#: Largest decoded body ``event_from_request`` parses for ``detail`` unless told otherwise.
+DECODED_LIMIT = 1024 * 1024
+# RFC 9110 section 8.4.1: "x-gzip" is an alias of gzip; zlib's wbits pick the container.
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,16 +215,20 @@ def event_from_request(
     detail_type: str,
     event_id: EventId,
     received: datetime,
+    decoded_limit: int = DECODED_LIMIT,
 ) -> Event:
     """The envelope for a webhook: source ``webhook.<channel>``, the JSON body as ``detail``.
 
     A body that is a JSON object becomes ``detail`` as is; other JSON goes under
     ``detail.body``; a non-JSON body leaves ``detail`` empty and lives only in ``request``.
+    A gzip or deflate body (``Content-Encoding``) is decoded for ``detail`` only, up to
+    ``decoded_limit`` bytes; ``request.body`` always stays the bytes as they came off the wire.
     """
     detail: Any = {}
-    if request.body:
+    text = decode_content(request.body, request.header("Content-Encoding"), decoded_limit)
+    if text:
         try:
-            body = json.loads(request.body)
+            body = json.loads(text)
         except (ValueError, RecursionError):  # not JSON (or too deep): bytes only
             pass
         else:
@@ -232,6 +241,42 @@ def event_from_request(
         time=format_time(received),
         request=request,
     )
+
+
+def decode_content(body: bytes, encoding: str | None, limit: int) -> bytes | None:
+    """``body`` with its ``Content-Encoding`` undone (gzip, deflate), or None if it cannot be.
+
+    None when an encoding is unknown (br, zstd: not in the stdlib), the data is corrupt or
+    truncated, or the decoded size passes ``limit``: a zip bomb small on the wire costs at most
+    ``limit`` bytes of memory, never its decoded size.
+    """
+    codings = [c.strip().lower() for c in (encoding or "").split(",") if c.strip()]
+    decoded: bytes | None = body
+    for coding in reversed(codings):  # RFC 9110 section 8.4: listed in the order applied
+        if decoded is None or coding == "identity":
+            continue
+        if coding not in _WBITS:
+            return None
+        raw = decoded
+        decoded = _inflate(raw, _WBITS[coding], limit)
+        if decoded is None and coding == "deflate":
+            # Some senders' "deflate" is raw DEFLATE without the zlib header (RFC 9110 8.4.1.2).
+            decoded = _inflate(raw, -zlib.MAX_WBITS, limit)
+    return decoded
+
+
+def _inflate(data: bytes, wbits: int, limit: int) -> bytes | None:
+    """Decompress one zlib/gzip/raw stream, producing at most ``limit`` bytes, else None."""
+    decoder = zlib.decompressobj(wbits)
+    try:
+        out = decoder.decompress(data, limit + 1)
+    except zlib.error:
+        return None
+    # More output pending (unconsumed_tail) or past the limit: too big. Not at the end of the
+    # stream: truncated. Either way, no detail rather than a wrong one.
+    if len(out) > limit or decoder.unconsumed_tail or not decoder.eof:
+        return None
+    return out
 
 
 def short_text(value: Any, limit: int = 120) -> str:

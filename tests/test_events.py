@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
+import zlib
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -15,6 +17,7 @@ from hookcli.events import (
     Event,
     EventId,
     RawRequest,
+    decode_content,
     event_from_request,
     format_time,
     headers_from,
@@ -444,3 +447,41 @@ def test_short_text_is_one_bounded_line(value: Any, limit: int, text: str) -> No
     result = short_text(value, limit)
     assert result == text
     assert len(result) <= limit and "\n" not in result
+
+
+_JSON = b'{"a": [1, 2, 3]}'
+
+
+@pytest.mark.parametrize(
+    ("body", "encoding", "limit", "expected"),
+    [
+        (_JSON, None, 4, _JSON),  # not encoded: the body as is, whatever the limit
+        (gzip.compress(_JSON), "gzip", 100, _JSON),
+        (gzip.compress(_JSON), "X-GZIP", 100, _JSON),
+        (zlib.compress(_JSON), "deflate", 100, _JSON),
+        (zlib.compress(_JSON)[2:-4], "deflate", 100, _JSON),  # raw DEFLATE, no zlib wrapper
+        (gzip.compress(zlib.compress(_JSON)), "deflate, gzip", 100, _JSON),
+        (gzip.compress(_JSON), "identity, gzip", 100, _JSON),
+        (gzip.compress(_JSON), "gzip", len(_JSON) - 1, None),  # decodes past the limit
+        (gzip.compress(bytes(10**7)), "gzip", 1024, None),  # a zip bomb stops at the limit
+        (gzip.compress(_JSON)[:-4], "gzip", 100, None),  # truncated
+        (b"not gzip at all", "gzip", 100, None),
+        (_JSON, "br", 100, None),  # not in the stdlib: left undecoded
+    ],
+)
+def test_decode_content(
+    body: bytes, encoding: str | None, limit: int, expected: bytes | None
+) -> None:
+    """Content-Encoding is undone within the limit; anything else gives None."""
+    assert decode_content(body, encoding, limit) == expected
+
+
+def test_compressed_webhook_keeps_wire_bytes_and_parses_detail() -> None:
+    """A gzip JSON body becomes detail while request.body stays compressed."""
+    wire = gzip.compress(_JSON)
+    request = RawRequest("POST", "", "", (("Content-Encoding", "gzip"),), wire)
+    event = event_from_request(
+        "c", request, detail_type="webhook", event_id=new_event_id(), received=datetime.now(UTC)
+    )
+    assert event.detail == {"a": [1, 2, 3]}
+    assert event.request is not None and event.request.body == wire

@@ -74,7 +74,7 @@ def serve(
         typer.Option(
             "--host",
             envvar="HOOK_HOST",
-            help="Address to listen on; anything but loopback needs a token.",
+            help="Address to listen on; anything but loopback needs tokens of 16+ characters.",
         ),
     ] = "127.0.0.1",
     port: Annotated[
@@ -98,7 +98,9 @@ def serve(
         typer.Option(
             "--tokens",
             envvar="HOOK_TOKENS_FILE",
-            help="File of name:token lines (a team; the name scopes listener cursors).",
+            help="File of name:token lines, one per team member: each member's listeners, "
+            "cursors and results live under its name (no '/' in names), and members see only "
+            "their own results. Excludes --token (put that token in the file under a name).",
             show_default=False,
         ),
     ] = None,
@@ -182,6 +184,13 @@ def serve(
 
     if local and bus:
         raise UsageError("--local and --bus exclude each other", hint="drop one of them")
+    if token and tokens:
+        # A shared token has no scope: it would read every member's results and could take
+        # over any member's listener, silently undoing the file's separation.
+        raise UsageError(
+            "--token (or HOOK_TOKEN) and --tokens exclude each other",
+            hint=f"put that token in {tokens} under a name (name:token) and drop --token",
+        )
     scopes: dict[str, str] = {}
     if token:
         scopes[token] = ""

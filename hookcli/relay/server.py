@@ -345,6 +345,9 @@ class Relay:
             detail_type=detail_type,
             event_id=new_event_id(),
             received=datetime.now(UTC),
+            # The runner does not decompress (auto_decompress=False), so ``body`` is the wire
+            # bytes; a gzip/deflate JSON body is decoded for ``detail`` only, within the cap.
+            decoded_limit=cap,
         )
         stored = await self.commit([event])
         return web.json_response({"id": event.id, "seq": stored[0].seq}, status=202)
@@ -376,6 +379,8 @@ class Relay:
                 source=q.get("source") or None,
                 detail_type=q.get("detail_type") or None,
                 listener=listener,
+                # A team member's status filter looks at its own listeners' results only.
+                within=f"{scope}/" if scope else None,
                 status=q.get("status") or None,
                 since=_time(q.get("since")),
                 until=_time(q.get("until")),
@@ -386,7 +391,7 @@ class Relay:
         return web.json_response(
             {
                 "events": [
-                    _history_row(item, deliveries, full=q.get("full") == "1")
+                    _history_row(item, deliveries, scope=scope, full=q.get("full") == "1")
                     for item, deliveries in rows
                 ]
             },
@@ -394,13 +399,14 @@ class Relay:
         )
 
     async def _get_event(self, request: web.Request) -> web.Response:
-        self._authorize(request)
+        scope = self._authorize(request)
         event_id = request.match_info["id"]
         item = self.store.get(event_id)
         if item is None:
             return _error(404, f"no event with id {event_id!r} on this relay", _RETENTION_HINT)
         return web.json_response(
-            _history_row(item, self.store.deliveries(event_id), full=True), dumps=_dumps
+            _history_row(item, self.store.deliveries(event_id), scope=scope, full=True),
+            dumps=_dumps,
         )
 
     async def _post_result(self, request: web.Request) -> web.Response:
@@ -667,6 +673,9 @@ def _scoped(scope: str, name: str) -> str:
     """Listener names live inside their token's scope, so teams cannot take each other's cursors.
 
     A name that already carries the caller's scope (as history shows it) is left as it is.
+    Scope names never contain ``/`` (``load_tokens`` refuses them), so the first segment of a
+    scoped name is always its owner: ``team`` naming ``carol/x`` gets ``team/carol/x``, which no
+    other token's listener can be.
     """
     if not scope or name.startswith(f"{scope}/"):
         return name
@@ -689,8 +698,15 @@ def _delivery(listener: str, result: Result, *, replay: bool) -> Delivery:
 
 
 def _history_row(
-    item: StoredEvent, deliveries: Sequence[Delivery], *, full: bool = False
+    item: StoredEvent, deliveries: Sequence[Delivery], *, scope: str = "", full: bool = False
 ) -> dict[str, Any]:
+    """One history row; a team member (``scope``) sees only its own listeners' deliveries.
+
+    The events are the team's, but results and error texts (which can carry a response body
+    or a stack trace) belong to whoever ran the listener.
+    """
+    if scope:
+        deliveries = [d for d in deliveries if d.listener.startswith(f"{scope}/")]
     row: dict[str, Any] = {
         "seq": item.seq,
         "received": item.received,

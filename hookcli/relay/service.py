@@ -36,6 +36,9 @@ log = logging.getLogger("hook.relay")
 
 DEFAULT_PORT = 8750
 DAY = 86400.0
+#: Shortest token that may unlock a non-loopback --host (and any token in a --tokens file).
+MIN_TOKEN_LENGTH = 16
+MAKE_TOKEN = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,13 +124,23 @@ def default_data_dir() -> Path:
 
 
 def check_bind(host: str, tokens: Mapping[str, str]) -> None:
-    """Without a token the relay binds only to loopback (where it uses the local token)."""
-    if tokens:
+    """Beyond loopback, only with tokens of 16+ characters: an open relay leaks every event.
+
+    A short token is a password anyone on the network can guess, so it cannot unlock a public
+    ``--host``. On loopback it stays allowed: only this machine reaches the relay (and without
+    any token the relay uses the local token).
+    """
+    if _loopback(host):
         return
-    if not _loopback(host):
+    if not tokens:
         raise ConfigError(
             f"refusing to listen on {host} without a token",
             hint="set --token (or HOOK_TOKEN) or --tokens FILE, or keep --host 127.0.0.1",
+        )
+    if any(len(token) < MIN_TOKEN_LENGTH for token in tokens):
+        raise ConfigError(
+            f"refusing to listen on {host} with a token shorter than {MIN_TOKEN_LENGTH} characters",
+            hint=f"make one: {MAKE_TOKEN}, or keep --host 127.0.0.1",
         )
 
 
@@ -177,7 +190,12 @@ async def start_relay(settings: RelaySettings) -> RunningRelay:
             health=_health(source),
             guard=settings.guard,
         )
-        runner = web.AppRunner(relay.app, access_log=None, handle_signals=False)
+        # auto_decompress=False: ingest stores bodies as sent (Content-Encoding kept), so a
+        # replay is byte-exact and signatures over compressed bytes still verify; --max-body
+        # counts wire bytes.
+        runner = web.AppRunner(
+            relay.app, access_log=None, handle_signals=False, auto_decompress=False
+        )
         await runner.setup()
         await web.SockSite(runner, sock, ssl_context=ssl_context).start()
         port = int(sock.getsockname()[1])
@@ -325,7 +343,11 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def load_tokens(path: Path) -> dict[str, str]:
-    """Parse a ``name:token`` file (``#`` comments, blank lines ok) into token -> name."""
+    """Parse a ``name:token`` file (``#`` comments, blank lines ok) into token -> name.
+
+    A name is the scope of its member's listeners (``name/listener``), so it may not contain
+    ``/``: ``team`` + listener ``carol/x`` and ``team/carol`` + ``x`` would be one listener.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -339,10 +361,17 @@ def load_tokens(path: Path) -> dict[str, str]:
         name, token = name.strip(), token.strip()
         if not sep or not name or not token:
             raise ConfigError(f"{path} line {number}: expected name:token")
-        if len(token) < 16:
+        if "/" in name:
             raise ConfigError(
-                f"{path} line {number}: the token for {name!r} is shorter than 16 characters",
-                hint="make one: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",
+                f"{path} line {number}: the name {name!r} contains '/'",
+                hint="a name scopes its listeners as name/listener; "
+                "use e.g. '-' or '.' instead (team-carol)",
+            )
+        if len(token) < MIN_TOKEN_LENGTH:
+            raise ConfigError(
+                f"{path} line {number}: the token for {name!r} is shorter than "
+                f"{MIN_TOKEN_LENGTH} characters",
+                hint=f"make one: {MAKE_TOKEN}",
             )
         if token in tokens:
             raise ConfigError(f"{path} line {number}: that token is already given to another name")

@@ -112,6 +112,16 @@ _LATEST = (
 _Row = tuple[int, str, str | None, bytes | None, float]
 
 
+def _listener_scope(listener: str | None, within: str | None, column: str) -> tuple[str, list[Any]]:
+    """The SQL condition (and its parameters) keeping one listener's or one prefix's rows."""
+    if listener is not None:
+        return f" AND {column} = ?", [listener]
+    if within is not None:
+        # substr, not LIKE: a name may contain % or _, which LIKE would read as wildcards.
+        return f" AND substr({column}, 1, ?) = ?", [len(within), _utf8(within)]
+    return "", []
+
+
 @dataclass(frozen=True, slots=True)
 class StoredEvent:
     """A committed event: its seq, and the JSON texts the relay sends without re-encoding.
@@ -424,6 +434,7 @@ class Store:
         since: float | None = None,
         until: float | None = None,
         keep: Callable[[StoredEvent], bool] | None = None,
+        within: str | None = None,
     ) -> list[tuple[StoredEvent, list[Delivery]]]:
         """Stored events with their deliveries, for `hook events`.
 
@@ -433,7 +444,8 @@ class Store:
         ``listener`` (to any listener when None); ``pending`` (needs ``listener``) means past its
         cursor with nothing recorded. With ``listener``, only events it has a delivery for (or
         pending ones) are listed, each with its deliveries only. ``keep`` filters further
-        (patterns): rows are read in pages until ``limit`` are kept.
+        (patterns): rows are read in pages until ``limit`` are kept. ``within`` (a name prefix,
+        a team member's ``scope/``) limits ``failed``/``delivered`` to those listeners' results.
         """
         if status is not None and status not in _STATUSES:
             raise UsageError(
@@ -472,20 +484,20 @@ class Store:
         elif status == "failed":
             # Failures are sparse: collect them from the partial index (`+` keeps SQLite from
             # picking the listener index, which holds every delivery of that listener).
-            scope = "" if listener is None else " AND +d.listener = ?"
+            scope, scope_params = _listener_scope(listener, within, "+d.listener")
             where.append(
                 f"e.seq IN (SELECT d.seq FROM deliveries d WHERE d.status = 'failed'{scope}"
                 f" AND {_LATEST})"
             )
-            params += [] if listener is None else [listener]
+            params += scope_params
         elif status == "delivered":
             # Deliveries are dense: walk events in page order and stop at the limit.
-            scope = "" if listener is None else " AND d.listener = ?"
+            scope, scope_params = _listener_scope(listener, within, "d.listener")
             where.append(
                 "EXISTS (SELECT 1 FROM deliveries d WHERE d.seq = e.seq"
                 f" AND d.status = 'delivered'{scope} AND {_LATEST})"
             )
-            params += [] if listener is None else [listener]
+            params += scope_params
         elif listener is not None:
             where.append(
                 "EXISTS (SELECT 1 FROM deliveries d WHERE d.listener = ? AND d.seq = e.seq)"

@@ -1,17 +1,34 @@
 """``--exec``: run a shell command for each event, with the event's JSON on its stdin.
 
-The command runs as ``/bin/sh -c CMD`` in its own process group (``start_new_session``), so a
-timeout ends the command and everything it started: SIGTERM to the group, SIGKILL after a short
-grace. Output is captured bounded (the last 64 KB of stdout and of stderr).
+The command runs as ``/bin/sh -c CMD`` in its own process group (``start_new_session``), with
+a mark in its environment (``HOOK_EXEC_MARK=<random>``) that every process it starts inherits.
+A timeout ends all of them: SIGTERM to the group and to every marked process, then, after a
+short grace, SIGKILL to whatever is left. The group alone misses a child that called ``setsid``
+or double-forked (it is in another session and group, and its parent is now init), so on Linux
+the marked processes are found in ``/proc/<pid>/environ``. The mark was chosen over
+``PR_SET_CHILD_SUBREAPER``, which would make the listener (and its handler workers, and every
+other command it runs) the parent of every orphan, to reap forever, and tells no run's
+orphans from another's; a cgroup would be exact but needs systemd delegation most laptops lack.
+What the mark cannot catch: a process that execs with a cleared environment (``env -i``), a
+deliberate escape. Without ``/proc`` (macOS), the process group is all there is.
+
+The kill is race-free against forks and exits: marked processes are stopped (SIGSTOP) pass by
+pass until a pass finds no new one (a stopped process cannot fork), then killed; a process that
+exits mid-scan is skipped, and one whose pid was reused by an unmarked process is let go.
+
+Output is captured bounded (the last 64 KB of stdout and of stderr); the pipes are always read,
+so a chatty command never blocks on a full pipe, and what passes the bound is dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 from hookcli.errors import TargetError
 from hookcli.events import Event
@@ -24,6 +41,12 @@ KILL_GRACE_SECONDS = 2.0
 # After the command exits, how long to wait for the rest of its output: a background child it
 # left behind may hold the pipes open indefinitely.
 _DRAIN_SECONDS = 0.5
+#: The environment variable marking every process one run started (see the module docstring).
+MARK_VARIABLE = "HOOK_EXEC_MARK"
+# Stop-and-rescan passes before the kill: each pass stops what the last one missed; a fork bomb
+# that outruns this many passes still has every stopped process killed.
+_FREEZE_PASSES = 50
+_PROC = Path("/proc")
 # POSIX shell exit statuses for a command that cannot run at all (XCU 2.8.2); a retry cannot help.
 _NOT_RUNNABLE = {126: "command is not executable", 127: "command not found"}
 
@@ -41,12 +64,14 @@ class ExecTarget:
     async def deliver(self, event: Event, attempt: int, timeout: float) -> Outcome:
         """Run the command once with the event on stdin and ``HOOK_*`` in its environment."""
         loop = asyncio.get_running_loop()
+        mark = secrets.token_hex(16)  # every process this run starts inherits it
         env = {
             **os.environ,
             "HOOK_EVENT_ID": event.id,
             "HOOK_SOURCE": event.source,
             "HOOK_DETAIL_TYPE": event.detail_type,
             "HOOK_ATTEMPT": str(attempt),
+            MARK_VARIABLE: mark,
         }
         run = _Run(loop)
         started = time.perf_counter()
@@ -73,10 +98,11 @@ class ExecTarget:
             done, _ = await asyncio.wait({run.exited}, timeout=timeout)
             timed_out = not done
             if timed_out:
-                await _end_group(pid, run)
+                await _end_all(pid, mark, run)
             await asyncio.wait({run.drained}, timeout=_DRAIN_SECONDS)
         except BaseException:  # cancelled mid-run (listener stopping): leave nothing behind
             _signal_group(pid, signal.SIGKILL)
+            _kill_marked(mark)
             raise
         finally:
             transport.close()
@@ -97,7 +123,9 @@ class ExecTarget:
         stdout = run.stdout.decode("utf-8", "replace")
         stderr = run.stderr.decode("utf-8", "replace")
         if timed_out:
-            error = f"timed out after {timeout:g} s; killed the command's process group"
+            error = (
+                f"timed out after {timeout:g} s; killed the command and every process it started"
+            )
             return Outcome(
                 False, True, latency_ms, None, error, clip(stderr, tail=True) or None, action
             )
@@ -137,13 +165,75 @@ class _Run(asyncio.SubprocessProtocol):
             self.exited.set_result(None)
 
 
-async def _end_group(pid: int | None, run: _Run) -> None:
-    """SIGTERM the process group; SIGKILL whatever is left after the grace period."""
+async def _end_all(pid: int | None, mark: str, run: _Run) -> None:
+    """SIGTERM the group and every marked process; SIGKILL whatever is left after the grace."""
     _signal_group(pid, signal.SIGTERM)
-    # Output ends when every process holding the pipes is gone, children included.
+    for found in _marked(mark):
+        _signal(found, signal.SIGTERM)
+    # Output ends when every process holding the pipes is gone, children included; one that
+    # left the pipes (setsid, redirected) is caught by its mark below.
     await asyncio.wait({run.exited, run.drained}, timeout=KILL_GRACE_SECONDS)
     _signal_group(pid, signal.SIGKILL)
+    _kill_marked(mark)
     await asyncio.wait({run.exited}, timeout=KILL_GRACE_SECONDS)
+
+
+def _kill_marked(mark: str) -> None:
+    """SIGKILL every process carrying ``mark``: stop them all first, so none forks meanwhile."""
+    stopped: set[int] = set()
+    for _ in range(_FREEZE_PASSES):
+        new = [pid for pid in _marked(mark) if pid not in stopped]
+        if not new:
+            break
+        for pid in new:
+            if _signal(pid, signal.SIGSTOP):
+                stopped.add(pid)
+    for pid in stopped:
+        # Still ours? Between the scan and SIGSTOP the process may have exited and its pid gone
+        # to an unrelated process: let that one go on.
+        if _carries(pid, mark):
+            _signal(pid, signal.SIGKILL)
+        else:
+            _signal(pid, signal.SIGCONT)
+
+
+def _marked(mark: str) -> list[int]:
+    """Pids of this user's processes whose environment carries ``mark`` (empty without /proc)."""
+    try:
+        entries = list(os.scandir(_PROC))
+    except OSError:
+        return []
+    me, uid = os.getpid(), os.getuid()
+    found = []
+    for entry in entries:
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            if entry.stat().st_uid != uid:
+                continue
+        except OSError:  # exited meanwhile
+            continue
+        if _carries(int(entry.name), mark):
+            found.append(int(entry.name))
+    return found
+
+
+def _carries(pid: int, mark: str) -> bool:
+    """Does process ``pid`` have ``HOOK_EXEC_MARK=mark`` in its environment?"""
+    try:
+        environ = (_PROC / str(pid) / "environ").read_bytes()
+    except OSError:  # exited, or not ours to read
+        return False
+    return f"\0{MARK_VARIABLE}={mark}\0".encode() in b"\0" + environ + b"\0"
+
+
+def _signal(pid: int, signum: signal.Signals) -> bool:
+    """Send ``signum`` to ``pid``; False if it is gone or not ours."""
+    try:
+        os.kill(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 def _signal_group(pid: int | None, signum: signal.Signals) -> None:

@@ -32,6 +32,9 @@ WATCH_DEBOUNCE_MS = 400
 WATCH_STEP_MS = 50
 _STDERR_LIMIT = 16 * 1024
 _OUTPUT_LIMIT = 2048
+# Largest reply frame: the worker clips what it sends to a few KiB (``_worker.VALUE_LIMIT`` and
+# the like), so a bigger length prefix means the handler wrote into the protocol pipe itself.
+_FRAME_LIMIT = 1024 * 1024
 
 
 class HandlerTarget:
@@ -145,7 +148,12 @@ class HandlerTarget:
         if reply is None or reply.get("type") != "result":
             self._worker = None
             code = await worker.stop()
-            error = f"the handler's worker died mid-event ({_exit_text(code)})"
+            error = (
+                "the handler's worker sent a broken reply (does the handler write to file "
+                "descriptors it did not open?); a new worker takes the next event"
+                if reply is not None and reply.get("type") == "garbled"
+                else f"the handler's worker died mid-event ({_exit_text(code)})"
+            )
             return Outcome(
                 False, True, latency_ms, code, error, worker.stderr_tail() or None, action
             )
@@ -336,6 +344,7 @@ class _WorkerProtocol(asyncio.SubprocessProtocol):
         self.exited: asyncio.Future[None] = loop.create_future()
         self.drained: asyncio.Future[None] = loop.create_future()
         self._buffer = bytearray()
+        self._garbled = False
         self._open_outputs = 2
 
     def pipe_data_received(self, fd: int, data: bytes | str) -> None:
@@ -345,10 +354,18 @@ class _WorkerProtocol(asyncio.SubprocessProtocol):
             if len(self.stderr) > _STDERR_LIMIT:
                 del self.stderr[:-_STDERR_LIMIT]
             return
+        if self._garbled:
+            return  # nothing more from this worker can be trusted; it is stopped
         buffer = self._buffer
         buffer += chunk
         while len(buffer) >= 4:
             size = int.from_bytes(buffer[:4], "big")
+            if size > _FRAME_LIMIT:
+                # Not waiting for up to 4 GiB to arrive: the stream is broken, say so now.
+                self._garbled = True
+                buffer.clear()
+                self.messages.put_nowait({"type": "garbled"})
+                return
             if len(buffer) < 4 + size:
                 break
             try:

@@ -4,6 +4,10 @@ An EventBridge event is POSTed as its JSON. A webhook (``event.request`` set) is
 arrived: its method, path suffix and query, its headers in order with repeats, and its body
 bytes untouched, so the app's signature check passes (smee-client re-serializes and breaks it).
 Only hop-by-hop headers are dropped and Host points at the target (unless ``keep_host``).
+
+The target's answer is read only up to ``RESPONSE_LIMIT`` (what the result line, ``--verbose``
+and history show); a longer body is never read, so a target answering a gigabyte cannot grow
+the listener.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ _KEEPALIVE_SECONDS = 4.0
 _DEFAULT_POOL = 100
 _PROBE_SECONDS = 1.0
 _TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+#: Bytes of a response body kept: the detail and an HTML error page's <title> come from these.
+RESPONSE_LIMIT = 64 * 1024
 
 
 class HttpTarget:
@@ -122,7 +128,7 @@ class HttpTarget:
                 allow_redirects=False,
                 timeout=self._timeout(timeout),
             ) as response:
-                payload = await response.read()
+                payload = await _read_start(response, RESPONSE_LIMIT)
         except TimeoutError:
             return _failed(started, action, True, f"no response within {timeout:g} s")
         except aiohttp.ClientSSLError as exc:
@@ -249,6 +255,25 @@ class HttpTarget:
         summary = _summary(payload, response.headers.get("Content-Type", ""))
         error = summary or f"{status} {response.reason or ''}".strip()
         return Outcome(False, retryable, latency_ms, status, error, detail, action)
+
+
+async def _read_start(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """At most ``limit`` bytes of the body; the connection is dropped if more follow.
+
+    The rest is not drained: draining an endless or huge body would hold this delivery until
+    its timeout for bytes nobody keeps, while a new loopback connection costs well under a
+    millisecond. aiohttp's read buffer is bounded (flow control), so memory stays at ``limit``
+    plus one buffer whatever the target sends.
+    """
+    data = bytearray()
+    while len(data) < limit:
+        chunk = await response.content.read(limit - len(data))
+        if not chunk:
+            return bytes(data)
+        data += chunk
+    if not response.content.at_eof():
+        response.close()  # never back into the pool with unread bytes on it
+    return bytes(data)
 
 
 def _summary(payload: bytes, content_type: str) -> str | None:
