@@ -190,12 +190,22 @@ def test_a_web_page_cannot_inject_through_the_embedded_emulator(
 ) -> None:
     """In local mode, a page's SendMessage or reset sent to moto (form, fetch, img) is refused."""
     from hookcli.sources.emulator import CREDENTIALS
-    from hookcli.sources.eventbridge import AwsSettings, clients
+    from hookcli.sources.eventbridge import AwsSettings, clients, teardown
 
-    relay = loop_thread.run(start_relay(relay_settings(tmp_path / "relay", source=True)))
+    # moto's state is per process: a relay name of its own, and its queue and rule removed at
+    # the end, so later tests' events on the default bus do not pile up in its queue.
+    settings = relay_settings(tmp_path / "relay", source=True, name=f"browser-{page_host[:3]}")
+    relay = loop_thread.run(start_relay(settings))
+    info = relay.info
+    aws = AwsSettings(
+        bus=info.bus,
+        region=info.region,
+        endpoint_url=info.endpoint_url,
+        credentials=CREDENTIALS,
+        relay_name=info.name,
+    )
     page_runner, page_port = loop_thread.run(serve_page("emulator.html"))
     try:
-        info = relay.info
         assert info.mode == "local" and info.endpoint_url.startswith("http://127.0.0.1:")
 
         def message(marker: str) -> str:
@@ -220,14 +230,7 @@ def test_a_web_page_cannot_inject_through_the_embedded_emulator(
         # The same SendMessage from boto3 (no browser headers) is taken: the queue survived
         # (no reset), and since it hands out messages in order, anything the page had put on
         # it would have been committed before this one.
-        settings = AwsSettings(
-            bus=info.bus,
-            region=info.region,
-            endpoint_url=info.endpoint_url,
-            credentials=CREDENTIALS,
-            relay_name=info.name,
-        )
-        _, sqs, _ = clients(settings)
+        _, sqs, _ = clients(aws)
         sqs.send_message(QueueUrl=info.queue_url, MessageBody=message("sentinel"))
 
         async def committed() -> list[str]:
@@ -237,4 +240,5 @@ def test_a_web_page_cannot_inject_through_the_embedded_emulator(
         assert loop_thread.run(committed()) == ["sentinel"]
     finally:
         loop_thread.run(page_runner.cleanup())
+        teardown(aws)
         loop_thread.run(relay.stop())
