@@ -148,6 +148,7 @@ def serve(
         list[str] | None,
         typer.Option(
             "--allow-host",
+            metavar="NAME",
             envvar="HOOK_ALLOW_HOST",
             help="Also answer requests whose Host is NAME (the relay's public name behind a "
             "proxy or DNS). Loopback names and IP addresses are always answered; any other "
@@ -159,6 +160,7 @@ def serve(
         list[str] | None,
         typer.Option(
             "--allow-origin",
+            metavar="ORIGIN",
             envvar="HOOK_ALLOW_ORIGIN",
             help="Let web pages from ORIGIN (e.g. https://dash.example.com) call the relay; "
             "they still need a token. Requests from other pages (an Origin header or "
