@@ -127,12 +127,25 @@ class Stream:
         """Decide whether a failed connect is worth retrying; say so either way."""
         if isinstance(exc, InvalidStatus):
             status = exc.response.status_code
+            if status == 401 and self.connection.local_token:
+                return AuthError(
+                    "the relay refused the local token",
+                    hint="that relay was started with --token/--tokens (or by another user): "
+                    "pass its token with --token or HOOK_TOKEN",
+                )
             if status in (401, 403):
                 return AuthError(
                     "the relay refused the token"
                     if self.connection.token
                     else "the relay needs a token",
                     hint="pass --token or set HOOK_TOKEN (or token = ... in the config file)",
+                )
+            if status == 421:  # the relay does not answer to the name in --relay
+                body = _json_or_none(exc.response.body.decode("utf-8", "replace"))
+                error = body if isinstance(body, dict) else {}
+                return RelayError(
+                    str(error.get("error") or "the relay does not answer to this name"),
+                    hint=str(error.get("hint") or "check --relay / HOOK_RELAY"),
                 )
             if status == 404:
                 return RelayError(

@@ -102,7 +102,7 @@ async def _tour(emit: Emit, data_dir: Path) -> DemoSummary:
     app = SampleApp()
     await app.start()
     emit(Notice(f"Sample order service listening on {app.url} (it has a bug with JPY payments)."))
-    connection = Connection(relay=running.url, token=None, configured=True)
+    connection = Connection(relay=running.url, token=running.local_token, configured=True)
     results: list[Delivered] = []
     ready = asyncio.Event()
     progressed = asyncio.Event()

@@ -19,7 +19,7 @@ from websockets.asyncio.client import ClientConnection
 from hookcli.client import Stream, relay_answers, send_results
 from hookcli.config import DEFAULT_RELAY, Connection
 from hookcli.delivery import Attempt, RetryPolicy, deliver
-from hookcli.errors import ConfigError
+from hookcli.errors import ConfigError, StoreError
 from hookcli.events import Event
 from hookcli.patterns import compile_pattern
 from hookcli.protocol import EventMessage, Result, Start, Subscribe, Subscribed, Welcome
@@ -114,6 +114,11 @@ async def relay_for(connection: Connection, emit: Emit) -> AsyncIterator[Connect
             hint="start one elsewhere (`hook relay serve --port 8751`) and pass "
             "--relay http://127.0.0.1:8751, or free port 8750",
         ) from exc
+    except StoreError as exc:
+        raise StoreError(
+            f"no relay is configured and hook could not start one: {exc.message}",
+            hint="a relay started elsewhere uses that store: pass its URL with --relay",
+        ) from exc
     try:
         emit(
             Notice(
@@ -122,7 +127,12 @@ async def relay_for(connection: Connection, emit: Emit) -> AsyncIterator[Connect
                 f"From another terminal: {SEND_HINT}"
             )
         )
-        yield Connection(relay=running.url, token=None, configured=False)
+        yield Connection(
+            relay=running.url,
+            token=running.local_token,
+            configured=False,
+            local_token=running.local_token is not None,
+        )
     finally:
         await running.stop()
 

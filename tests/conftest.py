@@ -4,7 +4,10 @@ HTTP target. Real peers on loopback only; nothing of hook's own is mocked."""
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
@@ -20,6 +23,21 @@ if TYPE_CHECKING:
     from hookcli.relay.service import RelaySettings, RunningRelay
 
 T = TypeVar("T")
+
+# Every relay started without a token (in this process or in a `hook` subprocess, which
+# inherits the environment even where HOOK_* variables are stripped) uses the local token in
+# $XDG_STATE_HOME/hook/token: point that at a scratch directory, never the real home's.
+_STATE_HOME = tempfile.mkdtemp(prefix="hook-test-state-")
+os.environ["XDG_STATE_HOME"] = _STATE_HOME
+atexit.register(shutil.rmtree, _STATE_HOME, True)
+
+
+def auth_headers() -> dict[str, str]:
+    """The bearer header a raw client needs for a relay running on the local token."""
+    from hookcli.config import ensure_local_token
+
+    return {"Authorization": f"Bearer {ensure_local_token()}"}
+
 
 #: One timeout unit, scaled for slow machines with HOOK_TEST_TIMEOUT_SCALE.
 UNIT = 5.0 * float(os.environ.get("HOOK_TEST_TIMEOUT_SCALE", "1"))

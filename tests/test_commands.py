@@ -34,7 +34,15 @@ from websockets.asyncio.client import connect
 
 from hookcli.relay.service import RelaySettings, RunningRelay, start_relay
 
-from conftest import UNIT, LoopThread, RecordingTarget, run, start_target, wait_until
+from conftest import (
+    UNIT,
+    LoopThread,
+    RecordingTarget,
+    auth_headers,
+    run,
+    start_target,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -237,8 +245,10 @@ def terminal(env: dict[str, str]) -> Iterator[Callable[..., Terminal]]:
 
 
 def http(method: str, url: str, body: bytes | None = None, **headers: str) -> Any:
-    """A JSON call to the relay on loopback."""
-    request = urllib.request.Request(url, data=body, method=method, headers=headers)
+    """A JSON call to the relay on loopback (with the local token the relay runs on)."""
+    request = urllib.request.Request(
+        url, data=body, method=method, headers={**auth_headers(), **headers}
+    )
     with _HTTP.open(request, timeout=UNIT) as response:
         return json.loads(response.read())
 
@@ -267,7 +277,7 @@ def answer_as(relay: RunningRelay, name: str, outcomes: list[tuple[str, int, str
     """
 
     async def main() -> None:
-        async with connect(relay.ws_url) as ws:
+        async with connect(relay.ws_url, additional_headers=auth_headers()) as ws:
             await ws.send(json.dumps({"type": "hello", "protocol": 1}))
             assert json.loads(await ws.recv())["type"] == "welcome"
             subscribe = {"type": "subscribe", "name": name, "from": 0, "mode": "listen"}

@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
 
-from hookcli.config import DEFAULT_RELAY, Connection, config_path, load_config, resolve, to_http
+from hookcli.config import (
+    DEFAULT_RELAY,
+    Connection,
+    config_path,
+    ensure_local_token,
+    load_config,
+    load_local_token,
+    local_token_path,
+    resolve,
+    to_http,
+)
 from hookcli.errors import ConfigError, UsageError
 
 
 @pytest.fixture
 def config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A config path named by HOOK_CONFIG (not yet written), so no test reads the user's own."""
+    """A config path named by HOOK_CONFIG (not yet written), so no test reads the user's own.
+
+    The state dir is a fresh one too, so no local token exists until a test makes one.
+    """
     path = tmp_path / "config.toml"
     monkeypatch.setenv("HOOK_CONFIG", str(path))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     return path
 
 
@@ -176,3 +192,90 @@ def test_bad_relay_option_is_config_error(config_file: Path) -> None:
     """A bad ``--relay`` is rejected at resolve time."""
     with pytest.raises(ConfigError):
         resolve("gopher://x", None)
+
+
+# -------------------------------------------------------------------- the local token
+
+
+def test_local_token_is_made_owner_only(config_file: Path, tmp_path: Path) -> None:
+    """The first call makes a 43-character token in an 0700 dir, file mode 0600."""
+    token = ensure_local_token()
+    path = local_token_path()
+    assert path == tmp_path / "state" / "hook" / "token"
+    assert len(token) >= 43
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert path.read_text().strip() == token
+    assert [p.name for p in path.parent.iterdir()] == ["token"]  # no temp file left behind
+
+
+def test_local_token_is_reused(config_file: Path) -> None:
+    """Later starts reuse the token, so running commands keep working."""
+    first = ensure_local_token()
+    assert ensure_local_token() == first
+    assert load_local_token() == first
+
+
+def test_local_token_readable_by_others_is_replaced(config_file: Path) -> None:
+    """A token file that group or others could read may have leaked: a fresh one replaces it."""
+    first = ensure_local_token()
+    local_token_path().chmod(0o644)
+    second = ensure_local_token()
+    assert second != first
+    assert stat.S_IMODE(local_token_path().stat().st_mode) == 0o600
+
+
+def test_loose_state_dir_is_tightened(config_file: Path) -> None:
+    """An existing state dir that others can enter is made owner-only."""
+    folder = local_token_path().parent
+    folder.mkdir(parents=True)
+    folder.chmod(0o755)
+    ensure_local_token()
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+
+def test_local_token_symlink_is_refused(config_file: Path, tmp_path: Path) -> None:
+    """A symlink in the token's place is refused, with a hint to remove it."""
+    folder = local_token_path().parent
+    folder.mkdir(parents=True, mode=0o700)
+    (tmp_path / "elsewhere").write_text("planted-token-value\n")
+    local_token_path().symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(ConfigError, match="not a regular file") as refused:
+        ensure_local_token()
+    assert refused.value.hint is not None and "remove it" in refused.value.hint
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="giving a file to another user needs root")
+def test_local_token_of_another_user_is_refused(config_file: Path) -> None:
+    """A token file owned by another user is refused, never used or overwritten."""
+    ensure_local_token()
+    os.chown(local_token_path(), 65534, 65534)
+    with pytest.raises(ConfigError, match="belongs to another user"):
+        ensure_local_token()
+
+
+@pytest.mark.parametrize(
+    "relay",
+    [None, "http://127.0.0.1:9000", "http://localhost:8750", "ws://[::1]:1", "127.0.0.2:5"],
+)
+def test_resolve_finds_the_local_token_for_loopback(config_file: Path, relay: str | None) -> None:
+    """With no token given, a loopback relay gets the local token."""
+    token = ensure_local_token()
+    assert resolve(relay, None).token == token
+
+
+@pytest.mark.parametrize(
+    "relay", ["https://relay.example.com", "http://10.0.0.5:8750", "http://localhost.example.com"]
+)
+def test_local_token_never_goes_to_a_remote_relay(config_file: Path, relay: str) -> None:
+    """The local token is never sent to a relay that is not on loopback."""
+    ensure_local_token()
+    assert resolve(relay, None).token is None
+
+
+def test_given_token_wins_over_local_token(config_file: Path) -> None:
+    """An explicit token (option, env or file) is used instead of the local token."""
+    ensure_local_token()
+    assert resolve(None, "mine").token == "mine"
+    config_file.write_text('token = "from-file"\n')
+    assert resolve(None, None).token == "from-file"

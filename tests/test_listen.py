@@ -29,7 +29,15 @@ from aiohttp import web
 
 from hookcli.relay.service import RunningRelay, start_relay
 
-from conftest import UNIT, LoopThread, RecordingTarget, relay_settings, start_target, wait_until
+from conftest import (
+    UNIT,
+    LoopThread,
+    RecordingTarget,
+    auth_headers,
+    relay_settings,
+    start_target,
+    wait_until,
+)
 from fixtures import SCRIPTS
 from fixtures.recorder import Recorder, free_port, sign
 
@@ -209,7 +217,8 @@ def ingest(
 def history(url: str, **query: str) -> list[dict[str, Any]]:
     """``GET /v1/events`` rows."""
     address = f"{url}/v1/events?{urllib.parse.urlencode(query)}"
-    with _HTTP.open(address, timeout=UNIT) as response:
+    request = urllib.request.Request(address, headers=auth_headers())
+    with _HTTP.open(request, timeout=UNIT) as response:
         rows: list[dict[str, Any]] = json.load(response)["events"]
         return rows
 
@@ -397,9 +406,9 @@ def test_other_bad_options_exit_2_before_network_io(
     ("token", "message"),
     [
         ("wrong-token-but-long-enough", "the relay refused the token"),
-        (None, "the relay needs a token"),
+        (None, "the relay refused the local token"),
     ],
-    ids=["wrong", "missing"],
+    ids=["wrong", "local-token"],
 )
 def test_refused_token_exits_4(
     token: str | None,
@@ -628,7 +637,8 @@ def test_webhook_percent_encoded_path_and_query_are_replayed_raw(
         [result] = listener.wait_results(1)
     finally:
         loop_thread.run(app.stop())
-    with _HTTP.open(f"{relay.url}/v1/events/{sent['id']}", timeout=UNIT) as response:
+    shown = urllib.request.Request(f"{relay.url}/v1/events/{sent['id']}", headers=auth_headers())
+    with _HTTP.open(shown, timeout=UNIT) as response:
         request = json.load(response)["request"]
     # docs/protocol.md: `query` is the raw query string; the path is what followed the channel.
     assert (request["path"], request["query"]) == ("/repos/a%20b/c%2Fd", "next=%2Fa%20b&sig=x%2By")

@@ -18,7 +18,7 @@ from websockets.exceptions import InvalidStatus
 from hookcli.relay.server import IngestSettings
 from hookcli.relay.service import RunningRelay, start_relay
 
-from conftest import UNIT, relay_settings, run
+from conftest import UNIT, auth_headers, relay_settings, run
 
 
 async def ingest(
@@ -42,7 +42,7 @@ async def subscribe(
     window: int = 100,
     token: str | None = None,
 ) -> tuple[ClientConnection, dict[str, Any]]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers = {"Authorization": f"Bearer {token}"} if token else auth_headers()
     ws = await connect(relay.ws_url, additional_headers=headers)
     await ws.send(json.dumps({"type": "hello", "protocol": 1}))
     welcome = json.loads(await ws.recv())
@@ -277,7 +277,7 @@ def test_malformed_messages_get_an_error_and_the_relay_serves_on(
         relay = await started(tmp_path)
         try:
             other, _ = await subscribe(relay, name="other", start="now")
-            ws = await connect(relay.ws_url)
+            ws = await connect(relay.ws_url, additional_headers=auth_headers())
             await ws.send(frame)
             error = await next_of(ws, "error")
             assert error["code"] == code
@@ -370,7 +370,7 @@ def test_history_and_one_event(tmp_path: Path) -> None:
             await answer(ws, m1)
             await answer(ws, m2, status="failed")
             await ws.close()
-            async with aiohttp.ClientSession() as s:
+            async with aiohttp.ClientSession(headers=auth_headers()) as s:
                 pattern = json.dumps({"source": ["webhook.b"]})
                 async with s.get(f"{relay.url}/v1/events", params={"pattern": pattern}) as r:
                     rows = (await r.json())["events"]
@@ -465,7 +465,7 @@ def test_oversized_message_closes_only_that_connection(tmp_path: Path) -> None:
         relay = await started(tmp_path, max_message=64 * 1024)
         try:
             other, _ = await subscribe(relay, name="other", start="now")
-            ws = await connect(relay.ws_url, max_size=None)
+            ws = await connect(relay.ws_url, max_size=None, additional_headers=auth_headers())
             await ws.send("x" * (65 * 1024))
             async with asyncio.timeout(UNIT):
                 await ws.wait_closed()
@@ -508,7 +508,7 @@ def test_pending_is_what_the_listener_will_get(tmp_path: Path) -> None:
             await ws.close()
             await ingest(relay, "a", {"n": 1})
             await ingest(relay, "b", {"n": 2})
-            async with aiohttp.ClientSession() as s:
+            async with aiohttp.ClientSession(headers=auth_headers()) as s:
                 params = {"status": "pending", "listener": "picky"}
                 async with s.get(f"{relay.url}/v1/events", params=params) as r:
                     rows = (await r.json())["events"]
@@ -527,7 +527,7 @@ def test_history_full_rows_carry_the_raw_request(tmp_path: Path) -> None:
         try:
             body = b'{"k": "v",  "n": 1}'
             await ingest(relay, "gh", body)
-            async with aiohttp.ClientSession() as s:
+            async with aiohttp.ClientSession(headers=auth_headers()) as s:
                 async with s.get(f"{relay.url}/v1/events") as r:
                     (short,) = (await r.json())["events"]
                 async with s.get(f"{relay.url}/v1/events", params={"full": "1"}) as r:

@@ -23,11 +23,11 @@ from hookcli.relay.service import start_relay
 from hookcli.sources.emulator import CREDENTIALS
 from hookcli.sources.eventbridge import AwsSettings, sqs_client
 
-from conftest import UNIT, relay_settings, run
+from conftest import UNIT, auth_headers, relay_settings, run
 
 
 async def subscribe(url: str, name: str, pattern: dict[str, Any], start: Any = "now") -> Any:
-    ws = await connect(url)
+    ws = await connect(url, additional_headers=auth_headers())
     await ws.send(json.dumps({"type": "hello", "protocol": 1}))
     await ws.recv()
     await ws.send(

@@ -180,14 +180,44 @@ def serve(
             help="Close an unauthenticated connection idle this long (authenticated: 75s).",
         ),
     ] = "20s",
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-host",
+            metavar="NAME",
+            envvar="HOOK_ALLOW_HOST",
+            help="Also answer requests whose Host is NAME (the relay's public name behind a "
+            "proxy or DNS). Loopback names and IP addresses are always answered; any other "
+            "Host is refused (no DNS rebinding). Repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    allow_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-origin",
+            metavar="ORIGIN",
+            envvar="HOOK_ALLOW_ORIGIN",
+            help="Let web pages from ORIGIN (e.g. https://dash.example.com) call the relay; "
+            "they still need a token. Requests from other pages (an Origin header or "
+            "Sec-Fetch-Site: cross-site/same-site) are refused. Repeatable.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the relay: poll the bus's queue and /v1/ingest, keep every event, stream to listeners.
 
     With --bus it ensures (idempotently) an SQS queue and a rule on that bus, tagged
     hook:relay=NAME. Without --bus it starts an emulated EventBridge + SQS on loopback (moto),
-    so everything works with no AWS account. Stop with Ctrl-C or SIGTERM.
+    so everything works with no AWS account. Stop with Ctrl-C or SIGTERM (exit 143).
+
+    On loopback without --token/--tokens the relay uses the local token, made on first start
+    and kept owner-only in your state directory, where every hook command on this machine
+    finds it. /v1/health and /v1/ingest need no token. One relay per store: a second one on
+    the same --data-dir and --name is refused.
     """
     from hookcli.relay.connections import ConnectionLimits
+    from hookcli.relay.guard import GuardSettings
     from hookcli.relay.server import IngestSettings
     from hookcli.relay.service import RelaySettings, load_tokens
 
@@ -232,6 +262,9 @@ def serve(
             body_timeout=parse_duration(body_timeout, "--body-timeout"),
             idle_timeout=parse_duration(idle_timeout, "--idle-timeout"),
         ),
+        guard=GuardSettings(
+            allow_hosts=tuple(allow_host or ()), allow_origins=tuple(allow_origin or ())
+        ),
     )
     import asyncio
 
@@ -267,6 +300,8 @@ async def _serve(settings: object) -> None:
     finally:
         loop.remove_signal_handler(signal.SIGTERM)
         await running.stop()
+    # Only SIGTERM ends the wait: exit "terminated", like every other hook command.
+    raise typer.Exit(143)
 
 
 def _configure_logging() -> None:

@@ -54,6 +54,7 @@ from hookcli.protocol import (
     encode_event,
 )
 from hookcli.relay import connections
+from hookcli.relay.guard import GuardSettings, guard_middleware
 from hookcli.relay.store import Delivery, Store, StoredEvent
 
 log = logging.getLogger("hook.relay")
@@ -134,8 +135,10 @@ class Relay:
         max_message: int = MIB,
         heartbeat: float = 20.0,
         health: Callable[[], str | None] | None = None,
+        guard: GuardSettings | None = None,
     ) -> None:
         self.store = store
+        self.guard = guard or GuardSettings()
         self.info = info
         self.tokens = dict(tokens or {})
         self.ingest = ingest or IngestSettings()
@@ -200,7 +203,10 @@ class Relay:
     # ---------------------------------------------------------------- application
 
     def _make_app(self) -> web.Application:
-        app = web.Application(client_max_size=self.ingest.max_body, middlewares=[self._errors])
+        app = web.Application(
+            client_max_size=self.ingest.max_body,
+            middlewares=[guard_middleware(self.guard), self._errors],
+        )
         app.router.add_get("/v1/health", self._get_health)
         app.router.add_get("/v1/info", self._get_info)
         app.router.add_get("/v1/stream", self._stream)

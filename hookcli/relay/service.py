@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import ipaddress
 import logging
+import os
 import socket
 import time
 from collections.abc import Callable, Mapping
@@ -19,10 +21,12 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from hookcli.errors import ConfigError, HookError, SourceError
+from hookcli import config
+from hookcli.errors import ConfigError, HookError, SourceError, StoreError
 from hookcli.events import Event
 from hookcli.relay import connections
 from hookcli.relay.connections import ConnectionLimits
+from hookcli.relay.guard import GuardSettings
 from hookcli.relay.server import IngestSettings, Relay, RelayInfo, tls_context
 from hookcli.relay.store import Store
 
@@ -63,6 +67,8 @@ class RelaySettings:
     source: bool = True
     #: Connection caps and timeouts (relay/connections.py).
     connections: ConnectionLimits = field(default_factory=ConnectionLimits)
+    #: Host names and browser origins answered beyond loopback (``--allow-host/-origin``).
+    guard: GuardSettings = field(default_factory=GuardSettings)
 
     @property
     def local(self) -> bool:
@@ -82,6 +88,9 @@ class RunningRelay:
     _tasks: list[asyncio.Task[None]]
     _source: SqsSource | None
     _emulator: Emulator | None
+    _lock: int | None = None
+    #: The local token when the relay runs on it (loopback, no --token/--tokens), else None.
+    local_token: str | None = None
 
     @property
     def ws_url(self) -> str:
@@ -106,6 +115,9 @@ class RunningRelay:
         if self._emulator is not None:
             await asyncio.to_thread(self._emulator.stop)
             self._emulator = None
+        if self._lock is not None:
+            os.close(self._lock)  # releases the store lock
+            self._lock = None
 
 
 def default_data_dir() -> Path:
@@ -119,15 +131,10 @@ def check_bind(host: str, tokens: Mapping[str, str]) -> None:
     """Beyond loopback, only with tokens of 16+ characters: an open relay leaks every event.
 
     A short token is a password anyone on the network can guess, so it cannot unlock a public
-    ``--host``. On loopback it stays allowed, silently: only this machine reaches the relay.
+    ``--host``. On loopback it stays allowed: only this machine reaches the relay (and without
+    any token the relay uses the local token).
     """
-    if host == "localhost":
-        return
-    try:
-        loopback = ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        loopback = False
-    if loopback:
+    if _loopback(host):
         return
     if not tokens:
         raise ConfigError(
@@ -148,16 +155,28 @@ async def start_relay(settings: RelaySettings) -> RunningRelay:
     connections that arrive before the server starts wait in the socket's backlog.
     """
     check_bind(settings.host, settings.tokens)
+    tokens = dict(settings.tokens)
+    local_token = None
+    if not tokens:
+        # Loopback without a token: the local token, so no web page or other user gets in.
+        local_token = config.ensure_local_token()
+        tokens = {local_token: ""}
     ssl_context = tls_context(settings.tls_cert, settings.tls_key)
-    sock = _listen(settings.host, settings.port)
     data_dir = settings.data_dir or default_data_dir()
     db_path = data_dir / f"{settings.name}.db"
+    lock = _lock_store(db_path)
+    try:
+        sock = _listen(settings.host, settings.port)
+    except BaseException:
+        os.close(lock)
+        raise
     try:
         store = Store(
             db_path, max_age=settings.max_age, max_count=settings.max_count, checkpoint_interval=0.5
         )
     except BaseException:
         sock.close()
+        os.close(lock)
         raise
     emulator: Emulator | None = None
     source: SqsSource | None = None
@@ -169,10 +188,11 @@ async def start_relay(settings: RelaySettings) -> RunningRelay:
         relay = Relay(
             store,
             info,
-            tokens=settings.tokens,
+            tokens=tokens,
             ingest=settings.ingest,
             max_message=settings.max_message,
             health=_health(source),
+            guard=settings.guard,
         )
         guard = connections.ConnectionGuard(
             settings.connections, open_files=connections.raise_open_file_limit()
@@ -207,8 +227,43 @@ async def start_relay(settings: RelaySettings) -> RunningRelay:
         store.close()
         if emulator is not None:
             await asyncio.to_thread(emulator.stop)
+        os.close(lock)
         raise
-    return RunningRelay(relay, url, info, db_path, runner, tasks, source, emulator)
+    return RunningRelay(
+        relay, url, info, db_path, runner, tasks, source, emulator, lock, local_token
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _lock_store(db_path: Path) -> int:
+    """Hold ``<db>.lock`` for the relay's life: one relay per store (the OS drops it on exit)."""
+    lock_path = db_path.with_name(db_path.name + ".lock")
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot create the store lock {lock_path}: {exc.strerror or exc}",
+            hint="check that --data-dir is a writable directory",
+        ) from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        raise StoreError(
+            f"another relay is already using the store {db_path}",
+            hint="stop that relay first, or give this one its own store with --name NAME "
+            "or --data-dir DIR",
+        ) from exc
+    return fd
 
 
 async def _start_source(
@@ -356,7 +411,20 @@ def banner(running: RunningRelay, settings: RelaySettings) -> list[str]:
     else:
         lines.append("  source   none (ingest only)")
     lines.append(f"  ingest   POST {running.url}/v1/ingest/<channel>")
-    auth = f"{len(settings.tokens)} token(s)" if settings.tokens else "none (loopback only)"
-    lines.append(f"  auth     {auth}")
+    if running.local_token is not None:
+        auth = f"local token ({_home_relative(config.local_token_path())})"
+    elif len(settings.tokens) == 1:
+        auth = "bearer token (--token)" if "" in settings.tokens.values() else "1 team token"
+    else:
+        auth = f"{len(settings.tokens)} team tokens (--tokens)"
+    lines.append(f"  auth     {auth}; /v1/health and /v1/ingest are open")
     lines.append(f"  store    {running.db_path}")
     return lines
+
+
+def _home_relative(path: Path) -> str:
+    """``~/...`` for a path under the home directory (shorter in the banner)."""
+    try:
+        return "~/" + str(path.relative_to(Path.home()))
+    except ValueError:
+        return str(path)

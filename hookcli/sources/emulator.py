@@ -18,6 +18,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from hookcli.config import is_loopback
 from hookcli.errors import MissingExtraError, SourceError
 from hookcli.sources.eventbridge import AwsSettings
 
@@ -65,7 +66,12 @@ class Emulator:
 def start_emulator() -> Emulator:
     """Start moto's server on 127.0.0.1 with an OS-chosen port; returns once it accepts."""
     try:
-        from moto.server import ThreadedMotoServer
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
     except ImportError as exc:
         raise MissingExtraError(
             "the embedded local relay needs moto",
@@ -74,10 +80,52 @@ def start_emulator() -> Emulator:
     # werkzeug logs every request at INFO on stderr through its own handler; the emulator is
     # an implementation detail of local mode, so keep only its warnings and errors.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    # What moto's ThreadedMotoServer does, with the app wrapped so web pages are refused.
+    app = refuse_browsers(DomainDispatcherApplication(create_backend_app))
     try:
-        server.start()
-        host, port = server.get_host_and_port()
+        server = make_server("127.0.0.1", 0, app, True, request_handler=MotoRequestHandler)
     except OSError as exc:
         raise SourceError(f"cannot start the local emulator on 127.0.0.1: {exc}") from exc
-    return Emulator(endpoint_url=f"http://{host}:{port}", _server=server)
+    thread = threading.Thread(target=server.serve_forever, name="hook-emulator", daemon=True)
+    thread.start()
+    return Emulator(
+        endpoint_url=f"http://127.0.0.1:{server.port}", _server=_Running(server, thread)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Running:
+    """The werkzeug server and the thread serving it."""
+
+    server: Any
+    thread: threading.Thread
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+#: WSGI environ keys of headers only a web browser sends (Fetch Metadata and CORS).
+BROWSER_HEADERS = ("HTTP_ORIGIN", "HTTP_SEC_FETCH_SITE", "HTTP_SEC_FETCH_MODE")
+
+
+def refuse_browsers(app: Any) -> Any:
+    """Wrap a WSGI app so requests from web pages, or under a foreign Host, get 403.
+
+    The emulator listens on loopback, where any page in the developer's browser can reach it
+    with requests it may send without asking (CORS "simple" ones: a form POST, a no-cors
+    fetch): SQS's query protocol takes form-encoded POSTs, and a POST to moto's
+    ``/moto-api/reset`` wipes the emulated bus and queue. boto3 sends none of these headers
+    and addresses the emulator as 127.0.0.1, so a foreign Host (DNS rebinding) is refused too.
+    """
+
+    def guarded(environ: dict[str, Any], start_response: Any) -> Any:
+        host = str(environ.get("HTTP_HOST", ""))
+        name = host[: host.rfind(":")] if host.rfind(":") > host.rfind("]") else host
+        if any(key in environ for key in BROWSER_HEADERS) or (host and not is_loopback(name)):
+            start_response("403 Forbidden", [("Content-Type", "text/plain")])
+            return [b"the local emulator answers only hook, on loopback\n"]
+        return app(environ, start_response)
+
+    return guarded
