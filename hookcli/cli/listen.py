@@ -90,6 +90,15 @@ def listen(
         ),
     ] = None,
     from_: Annotated[str, typer.Option("--from", help=FROM_HELP)] = "last",
+    pattern_change: Annotated[
+        str,
+        typer.Option(
+            "--pattern-change",
+            help="When the relay knows this --name with another pattern: refuse (exit 2),"
+            " keep-cursor (resume from its cursor, matching the new pattern) or restart"
+            " (start from new events).",
+        ),
+    ] = "refuse",
     concurrency: Annotated[
         int,
         typer.Option(
@@ -151,6 +160,7 @@ def listen(
         policy=RetryPolicy(retries=retries, timeout=timeout),
         concurrency=concurrency,
         exit_on_disconnect=exit_on_disconnect,
+        pattern_change=o.parse_pattern_change(pattern_change),
     )
     settings.target.build()  # a bad --target/--exec/--handler fails before any network I/O
     run_rendered("listen", as_json, verbose, lambda emit: run(settings, emit))
