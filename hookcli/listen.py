@@ -95,6 +95,8 @@ class ListenSettings:
     exit_on_disconnect: bool = False
     #: When the relay stored another pattern for this name: refuse, keep-cursor or restart.
     pattern_change: PatternChange = "refuse"
+    #: Seconds before the relay sends an unanswered event again; None: ``ack_wait_for``.
+    ack_wait: float | None = None
 
 
 def ack_wait_for(policy: RetryPolicy, window: int, concurrency: int) -> float:
@@ -199,7 +201,8 @@ class _Listener:
             start=self.settings.start,
             mode="listen",
             window=window,
-            ack_wait=ack_wait_for(self.settings.policy, window, self.settings.concurrency),
+            ack_wait=self.settings.ack_wait
+            or ack_wait_for(self.settings.policy, window, self.settings.concurrency),
             pattern_change=self.settings.pattern_change,
         )
         stream = Stream(
@@ -250,6 +253,13 @@ class _Listener:
         if event_id in self.waiting or event_id in self.running:
             # Sent again (the relay's ack wait ran out, or a reconnect) while this listener
             # still has it queued or in delivery: that copy answers the seq, once.
+            if message.delivery > 1:
+                self.emit(
+                    Notice(
+                        f"seq {message.seq} was sent again (delivery {message.delivery}) while"
+                        " still being delivered; it is answered once"
+                    )
+                )
             return True
         self.emit(Received(message.seq, message.event))
         self.waiting.add(event_id)

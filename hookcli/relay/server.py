@@ -416,7 +416,7 @@ class Relay:
                 keep=keep,
             )
         except ValueError as exc:
-            raise UsageError(str(exc)) from exc
+            raise UsageError(str(exc), hint="see GET /v1/events in docs/protocol.md") from exc
         return web.json_response(
             {
                 "events": [
@@ -967,6 +967,12 @@ def _query_pattern(text: str) -> Pattern:
     """The ``pattern`` query parameter, compiled; a pattern nested too deep is a 400 too."""
     try:
         return compile_pattern(text)
+    except InvalidPatternError as exc:
+        if exc.hint:
+            raise
+        raise InvalidPatternError(
+            exc.message, hint="pass an EventBridge pattern as JSON; `hook pattern test` checks it"
+        ) from None
     except RecursionError:
         raise UsageError(
             "the pattern is nested too deeply", hint="EventBridge patterns are a few levels deep"

@@ -214,11 +214,14 @@ class Store:
             self._checkpointer = None
         db, self._db = self._db, None
         if db is not None:
-            with self._translate("closing"):
-                try:
-                    db.execute("PRAGMA optimize")
-                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                finally:
+            try:
+                db.execute("PRAGMA optimize")
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error as exc:
+                # Housekeeping only (a full disk refuses it): every commit is already in the WAL.
+                log.warning("store housekeeping on close failed: %s", exc)
+            finally:
+                with self._translate("closing"):
                     db.close()
 
     def __enter__(self) -> Store:
@@ -441,7 +444,8 @@ class Store:
         """
         if status is not None and status not in _STATUSES:
             raise UsageError(
-                f"unknown status {status!r}: use {', '.join(_STATUSES)}",
+                f"unknown status {status[:40]!r}: use {', '.join(_STATUSES)}",
+                hint="status is delivered, failed, or pending (with a listener)",
             )
         if status == "pending" and listener is None:
             raise UsageError(
