@@ -12,13 +12,13 @@ from typing import Any
 
 import aiohttp
 import pytest
+from test_listen import Hook, hook, listen  # noqa: F401  (hook: the subprocess fixture)
 from websockets.asyncio.client import ClientConnection, connect
 
 from hookcli.relay.service import RunningRelay, start_relay
 from hookcli.relay.store import Store
 
 from conftest import UNIT, LoopThread, async_wait_until, relay_settings, run
-from test_listen import Hook, hook, listen  # noqa: F401  (hook: the subprocess fixture)
 
 TOKEN = "protocol-safety-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
