@@ -15,6 +15,7 @@ import pytest
 from test_listen import Hook, hook, listen  # noqa: F401  (hook: the subprocess fixture)
 from websockets.asyncio.client import ClientConnection, connect
 
+from hookcli.protocol import Start
 from hookcli.relay.service import RunningRelay, start_relay
 from hookcli.relay.store import Store
 
@@ -603,3 +604,81 @@ def test_hook_listen_refuses_a_changed_pattern_and_says_how_to_go_on(
         kept.close()
     finally:
         loop_thread.run(running.stop())
+
+
+def test_hook_listen_answers_a_redelivery_of_an_event_it_is_still_delivering_once(
+    tmp_path: Path,
+) -> None:
+    """The relay sends a slow event again (short ack_wait); the listener delivers it once and
+    answers once."""
+    from aiohttp import web
+
+    from hookcli.config import Connection
+    from hookcli.delivery import RetryPolicy
+    from hookcli.listen import ListenSettings, TargetSpec
+    from hookcli.listen import listen as run_listen
+    from hookcli.updates import Delivered, Notice, Update
+
+    async def main() -> None:
+        relay = await started(tmp_path)
+        release = asyncio.Event()
+        requests: list[bytes] = []
+
+        async def slow(request: web.Request) -> web.Response:
+            requests.append(await request.read())
+            await release.wait()
+            return web.Response(text="ok")
+
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", slow)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        updates: list[Update] = []
+        settings = ListenSettings(
+            connection=Connection(relay=relay.url, token=TOKEN, configured=True),
+            name="patient",
+            pattern={},
+            target=TargetSpec(url=f"http://127.0.0.1:{port}/hooks"),
+            start=Start.parse("now"),
+            policy=RetryPolicy(retries=0, timeout=UNIT * 4),
+            ack_wait=0.2,
+        )
+        listener = asyncio.create_task(run_listen(settings, updates.append))
+        store = relay.relay.store
+        try:
+            await async_wait_until(lambda: store.listener("patient") is not None, what="subscribed")
+            _, created = await ingest(relay, "c", {"n": 1})
+            await async_wait_until(lambda: len(requests) == 1, what="the delivery to start")
+            await async_wait_until(
+                lambda: any(
+                    isinstance(u, Notice) and "sent again (delivery" in u.message for u in updates
+                ),
+                what="a redelivery while the target is still working",
+            )
+            release.set()
+            await async_wait_until(
+                lambda: store.listener("patient").cursor == created["seq"],  # type: ignore[union-attr]
+                what="the answer to be recorded",
+            )
+            # A later event passes through the same worker queue: any second copy came first.
+            _, later = await ingest(relay, "c", {"n": 2})
+            await async_wait_until(
+                lambda: any(isinstance(u, Delivered) and u.seq == later["seq"] for u in updates),
+                what="the later event to be delivered",
+            )
+            assert len(requests) == 2
+            assert [u.seq for u in updates if isinstance(u, Delivered)] == [
+                created["seq"],
+                later["seq"],
+            ]
+            assert len(store.deliveries(created["id"])) == 1
+        finally:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+            await runner.cleanup()
+            await relay.stop()
+
+    run(main())
