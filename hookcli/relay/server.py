@@ -302,6 +302,9 @@ class Relay:
             "ok": problem is None,
             "head": head,
             "listeners": len(self._sessions),
+            # Answers received and not yet in the store (a full disk keeps them here).
+            "pending_results": len(self._unsaved)
+            + sum(len(s.results) for s in self._sessions.values()),
         }
         if problem:
             body["reason"] = problem
