@@ -77,7 +77,9 @@ POKED = ("attempt", "latency_ms", "code")
 poke_values = st.sampled_from(EDGE_INTS) | floats | ints
 real_answers = st.tuples(
     st.sampled_from(["delivered", "failed"]), poke_values, poke_values, poke_values
-).map(lambda drawn: [{"status": drawn[0], name: v} for name, v in zip(POKED, drawn[1:])])
+).map(
+    lambda drawn: [{"status": drawn[0], name: v} for name, v in zip(POKED, drawn[1:], strict=True)]
+)
 frames = st.lists(messages.map(lambda m: json.dumps(m)) | texts, min_size=1, max_size=4)
 
 
