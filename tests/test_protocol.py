@@ -703,3 +703,52 @@ def test_result_encoding_is_json_for_any_text(result: Result) -> None:
     )
     assert decoded.error == result.error
     assert decoded.latency_ms == pytest.approx(round(result.latency_ms, 3))
+
+
+numbers = (
+    st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.sampled_from([2**63 - 1, 2**63, -(2**31) - 1, 2**31, 1e30, 0, 1])
+)
+
+
+@PROPERTY
+@given(
+    st.fixed_dictionaries(
+        {"seq": numbers, "id": st.text(max_size=5), "status": st.sampled_from(["delivered"])},
+        optional={"attempt": numbers, "latency_ms": numbers, "code": numbers},
+    )
+)
+def test_a_decoded_result_has_every_number_in_range(fields: dict[str, Any]) -> None:
+    """Whatever numbers a result carries, one that decodes fits SQLite and its documented range."""
+    from hookcli.protocol import MAX_ATTEMPT, MAX_CODE, MAX_LATENCY_MS, MAX_SEQ, MIN_CODE
+
+    try:
+        decoded = decode(json.dumps({"type": "result", **fields}))
+    except ProtocolError:
+        return
+    assert isinstance(decoded, Result)
+    assert 0 <= decoded.seq <= MAX_SEQ and type(decoded.seq) is int
+    assert 1 <= decoded.attempt <= MAX_ATTEMPT and type(decoded.attempt) is int
+    assert 0 <= decoded.latency_ms <= MAX_LATENCY_MS
+    assert decoded.code is None or MIN_CODE <= decoded.code <= MAX_CODE
+
+
+@PROPERTY
+@given(
+    st.fixed_dictionaries(
+        {"name": st.just("a")}, optional={"from": numbers, "window": numbers, "ack_wait": numbers}
+    )
+)
+def test_a_decoded_subscribe_has_every_number_in_range(fields: dict[str, Any]) -> None:
+    """A subscribe that decodes has its start seq, window and ack_wait within their ranges."""
+    from hookcli.protocol import MAX_ACK_WAIT, MAX_SEQ, MIN_ACK_WAIT
+
+    try:
+        decoded = decode(json.dumps({"type": "subscribe", **fields}))
+    except ProtocolError:
+        return
+    assert isinstance(decoded, Subscribe)
+    assert 0 <= decoded.start.seq <= MAX_SEQ
+    assert 1 <= decoded.window <= MAX_WINDOW
+    assert MIN_ACK_WAIT <= decoded.ack_wait <= MAX_ACK_WAIT

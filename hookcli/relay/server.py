@@ -76,7 +76,7 @@ RESULT_RETRY_SECONDS = 1.0
 #: Results kept in memory while the store refuses writes; past it the streams pause.
 MAX_UNSAVED = 100_000
 #: Listener names whose in-flight delivery counts are remembered across reconnects.
-MAX_REMEMBERED_LISTENERS = 10_000
+MAX_REMEMBERED_LISTENERS = 1_000
 #: Query times beyond year 9999 are not times (and overflow datetime).
 MAX_UNIX_SECONDS = 253_402_300_799.0
 
@@ -583,9 +583,10 @@ class Relay:
                 previous.ws, "already-subscribed", "replaced by a newer connection", fatal=True
             )
             known = self._known(key)  # the old connection's last results are in now
+        # Counts of a previous connection apply only when it resumes where that one stopped.
+        counts = self._in_flight_counts.pop(key, {}) if listen else {}
         if restart:
             known = None
-            self._in_flight_counts.pop(key, None)
         pos = _start_position(start, head, known.cursor if known else None, self.store)
         session = _Session(
             key=key,
@@ -601,7 +602,7 @@ class Relay:
                 session.answered = self.store.answered_after(key, pos) | {
                     d.seq for d in self._unsaved if d.listener == key and d.seq > pos
                 }
-                session.deliveries = self._in_flight_counts.pop(key, {})
+                session.deliveries = counts
             self._save_listener(key, pos, message.pattern)
         session.saved_cursor = pos
         self._sessions[key] = session
@@ -836,6 +837,9 @@ class Relay:
             if cursor != session.saved_cursor:
                 self._unsaved_cursors[session.key] = session.saved_cursor = cursor
         if not (self._unsaved or self._unsaved_cursors or self._unsaved_listeners):
+            if head is not None and self._store_problem is not None:
+                log.warning("the store answers again")
+                self._store_problem = None
             return
         try:
             for key, (cursor, pattern) in list(self._unsaved_listeners.items()):
