@@ -179,6 +179,7 @@ class Relay:
         self._unsaved_cursors: dict[str, int] = {}
         self._unsaved_listeners: dict[str, tuple[int, dict[str, Any]]] = {}
         self._store_problem: str | None = None
+        self._store_failures = 0
         self._in_flight_counts: dict[str, dict[int, int]] = {}
         self.app = self._make_app()
 
@@ -294,8 +295,10 @@ class Relay:
             problem = f"store: {exc.message}"
             head = 0
         if self._store_problem is not None:
-            problem = f"store: cannot record results ({len(self._unsaved)} kept): "
-            problem += self._store_problem
+            problem = (
+                f"store: cannot record results ({len(self._unsaved)} kept,"
+                f" {self._store_failures} tries failed): {self._store_problem}"
+            )
         elif self._flusher is not None and self._flusher.done():
             problem = "the results flusher stopped; restart the relay"
         body: dict[str, Any] = {
@@ -840,6 +843,7 @@ class Relay:
             if head is not None and self._store_problem is not None:
                 log.warning("the store answers again")
                 self._store_problem = None
+                self._store_failures = 0
             return
         try:
             for key, (cursor, pattern) in list(self._unsaved_listeners.items()):
@@ -854,11 +858,13 @@ class Relay:
                 "results are recorded again (%d kept in memory meanwhile)", len(self._unsaved)
             )
             self._store_problem = None
+            self._store_failures = 0
         self._unsaved = []
         self._unsaved_cursors = {}
 
     def _write_failed(self, exc: Exception) -> None:
         """Note a failed write: health turns false, and it is logged once per outage."""
+        self._store_failures += 1
         if self._store_problem is not None:
             return
         if isinstance(exc, HookError):
