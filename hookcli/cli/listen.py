@@ -134,7 +134,8 @@ def listen(
     Events the relay kept while you were away arrive first, in order; after a disconnect or a
     laptop sleep the listener resumes where it stopped, and nothing is delivered twice.
     Failed deliveries are retried with backoff, then recorded as failed (see `hook replay
-    --failed`). Runs until Ctrl-C (exit 130). Exit 2: bad option or pattern; 3: relay
+    --failed`). Runs until Ctrl-C (exit 130). Exit 2: bad option or pattern, or a pattern other
+    than the one the relay knows for this --name (see --pattern-change); 3: relay
     unreachable with --exit-on-disconnect; 4: token refused.
     """
     from hookcli.config import resolve
