@@ -24,6 +24,7 @@ from hookcli import __version__
 from hookcli.config import Connection
 from hookcli.errors import (
     AuthError,
+    ConfigError,
     InvalidPatternError,
     NotFoundError,
     ProtocolError,
@@ -221,13 +222,22 @@ def _raise_if_fatal(message: Error, *, always: bool = False) -> None:
         raise InvalidPatternError(message.message)
     if message.code == "unauthorized":
         raise AuthError(message.message)
+    if message.code == "pattern-changed":
+        raise ConfigError(
+            f"the relay says: {message.message}",
+            hint="--pattern-change keep-cursor resumes this name's cursor with the new pattern;"
+            " --pattern-change restart (or --from now) starts from new events; or pass another"
+            " --name",
+        )
+    if message.code == "start-past-head":
+        raise UsageError(f"the relay says: {message.message}", hint=message.hint or None)
     if message.code == "already-subscribed" and message.fatal:
         raise RelayError(
             f"the relay says: {message.message}",
             hint="another `hook listen` with the same --name took over; give each its own --name",
         )
     if message.fatal or always:
-        raise RelayError(f"the relay says: {message.message}")
+        raise RelayError(f"the relay says: {message.message}", hint=message.hint or None)
 
 
 def _closed_reason(exc: ConnectionClosed) -> str:

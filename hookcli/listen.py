@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -22,7 +23,17 @@ from hookcli.delivery import Attempt, RetryPolicy, deliver
 from hookcli.errors import ConfigError, StoreError
 from hookcli.events import Event
 from hookcli.patterns import compile_pattern
-from hookcli.protocol import EventMessage, Result, Start, Subscribe, Subscribed, Welcome
+from hookcli.protocol import (
+    DEFAULT_ACK_WAIT,
+    MAX_ACK_WAIT,
+    EventMessage,
+    PatternChange,
+    Result,
+    Start,
+    Subscribe,
+    Subscribed,
+    Welcome,
+)
 from hookcli.targets import Notice as NoticeCallback
 from hookcli.targets import Outcome, Target, make_target
 from hookcli.updates import (
@@ -82,6 +93,24 @@ class ListenSettings:
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     concurrency: int = 1
     exit_on_disconnect: bool = False
+    #: When the relay stored another pattern for this name: refuse, keep-cursor or restart.
+    pattern_change: PatternChange = "refuse"
+    #: Seconds before the relay sends an unanswered event again; None: ``ack_wait_for``.
+    ack_wait: float | None = None
+
+
+def ack_wait_for(policy: RetryPolicy, window: int, concurrency: int) -> float:
+    """Seconds the relay should wait for an answer before sending an event again.
+
+    The longest a working delivery can take: every attempt timing out and every backoff at its
+    cap, times the events queued ahead of it on each worker, plus a margin. A slow but working
+    listener is then never sent an event twice; a wedged one gets it again eventually.
+    """
+    attempts = policy.retries + 1
+    backoff = sum(policy.delay(n, rand=lambda: 1.0) for n in range(1, min(attempts, 1000)))
+    per_event = policy.timeout * attempts + backoff
+    queued = math.ceil(window / max(1, concurrency))
+    return min(MAX_ACK_WAIT, max(DEFAULT_ACK_WAIT, per_event * queued + 5.0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,18 +197,23 @@ class _Listener:
         self.queue: asyncio.Queue[EventMessage] = asyncio.Queue()
         self.done: OrderedDict[str, tuple[Outcome, int]] = OrderedDict()
         self.running: dict[str, asyncio.Future[tuple[Outcome, int]]] = {}
+        #: Ids queued and not yet taken by a worker (a redelivery of one is not queued twice).
+        self.waiting: set[str] = set()
         self.reconnects = 0
         self.answers: list[Result] = []
         self.senders: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
-        window = max(32, 4 * self.settings.concurrency)
+        window = min(max(32, 4 * self.settings.concurrency), 1000)
         subscribe = Subscribe(
             name=self.settings.name,
             pattern=self.settings.pattern,
             start=self.settings.start,
             mode="listen",
-            window=min(window, 1000),
+            window=window,
+            ack_wait=self.settings.ack_wait
+            or ack_wait_for(self.settings.policy, window, self.settings.concurrency),
+            pattern_change=self.settings.pattern_change,
         )
         stream = Stream(
             self.connection, subscribe, self.emit, reconnect=not self.settings.exit_on_disconnect
@@ -208,6 +242,7 @@ class _Listener:
         # new one (they were never answered): drop the stale copies to keep relay order.
         while not self.queue.empty():
             self.queue.get_nowait()
+        self.waiting.clear()
         self.emit(
             Ready(
                 relay=self.connection.http_url,
@@ -224,7 +259,20 @@ class _Listener:
         self.reconnects += 1
 
     async def on_event(self, message: EventMessage) -> bool:
+        event_id = message.event.id
+        if event_id in self.waiting or event_id in self.running:
+            # Sent again (the relay's ack wait ran out, or a reconnect) while this listener
+            # still has it queued or in delivery: that copy answers the seq, once.
+            if message.delivery > 1:
+                self.emit(
+                    Notice(
+                        f"seq {message.seq} was sent again (delivery {message.delivery}) while"
+                        " still being delivered; it is answered once"
+                    )
+                )
+            return True
         self.emit(Received(message.seq, message.event))
+        self.waiting.add(event_id)
         self.queue.put_nowait(message)
         return True
 
@@ -232,6 +280,7 @@ class _Listener:
         while True:
             message = await self.queue.get()
             event = message.event
+            self.waiting.discard(event.id)
             duplicate = event.id in self.done or event.id in self.running
             if event.id in self.done:
                 outcome, attempts = self.done[event.id]

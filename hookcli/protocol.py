@@ -7,13 +7,19 @@ docs/protocol.md is the prose version, enough to write a client in another langu
       hello {protocol, client}      ->
                                     <-    welcome {protocol, relay, version, mode}
       subscribe {name, pattern,     ->
-                 from, mode, window}
+                 from, mode, window,
+                 ack_wait, pattern_change}
                                     <-    subscribed {name, start, head, resumed, window}
-                                    <-    event {seq, event, request?}      (in seq order)
+                                    <-    event {seq, delivery, event, request?}  (seq order;
+                                                                            redelivered after
+                                                                            ack_wait unanswered)
                                     <-    live {seq}                        (backlog sent)
       result {seq, id, status, ...} ->                                      (listen mode only)
       results {items: [result...]}  ->                                      (a batch of results)
-                                    <-    error {code, message, fatal}      (any time)
+                                    <-    error {code, message, hint, fatal, seq?, index?}
+
+Every number from the wire is range-checked here (SQLite integers are signed 64-bit: a larger
+one would raise deep inside the relay instead of getting a clear error).
 
 Unknown message types are returned as ``Unknown`` so both sides can ignore them (newer peers).
 """
@@ -26,7 +32,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from json.encoder import encode_basestring_ascii as _string
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 from hookcli.errors import InvalidEventError, ProtocolError
 from hookcli.events import Event, RawRequest, parse_event
@@ -37,6 +43,9 @@ Mode = Literal["listen", "tail"]
 Status = Literal["delivered", "failed"]
 ErrorCode = Literal[
     "bad-message",
+    "id-mismatch",
+    "start-past-head",
+    "pattern-changed",
     "unsupported-protocol",
     "invalid-pattern",
     "not-subscribed",
@@ -45,10 +54,28 @@ ErrorCode = Literal[
     "internal",
 ]
 StartKind = Literal["now", "last", "seq", "time"]
+#: What a listen subscription does when its name's stored pattern differs from the new one.
+PatternChange = Literal["refuse", "keep-cursor", "restart"]
 _MODES = ("listen", "tail")
 _STATUSES = ("delivered", "failed")
+_PATTERN_CHANGES = ("refuse", "keep-cursor", "restart")
 MAX_NAME_LENGTH = 200
 MAX_WINDOW = 1000
+#: Sequence numbers are SQLite INTEGERs: signed 64-bit.
+MAX_SEQ = 2**63 - 1
+#: Event ids are at most this long (EventBridge's are 36; webhooks get a uuid).
+MAX_ID_LENGTH = 200
+MAX_ATTEMPT = 10_000
+#: A result's ``code`` (HTTP status or exit code) is a 32-bit signed integer.
+MIN_CODE, MAX_CODE = -(2**31), 2**31 - 1
+#: One attempt lasting longer than a day is not a latency but a bug.
+MAX_LATENCY_MS = 86_400_000.0
+MAX_ERROR_LENGTH = 2000
+#: Seconds an event may stay unanswered before the relay sends it again (JetStream's AckWait).
+DEFAULT_ACK_WAIT = 30.0
+MIN_ACK_WAIT, MAX_ACK_WAIT = 0.1, 86_400.0
+#: ``hello.protocol`` is a small version number; anything beyond this is not one.
+MAX_PROTOCOL = 2**31 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,16 +94,17 @@ class Start:
         if isinstance(value, int):
             if value < 0:
                 raise ProtocolError("'from' sequence must be >= 0")
+            if value > MAX_SEQ:
+                raise ProtocolError(f"'from' sequence must be at most {MAX_SEQ}")
             return cls("seq", seq=value)
         if not isinstance(value, str) or not value:
             raise ProtocolError("'from' must be now, last, a sequence number or an ISO time")
         if value in ("now", "last"):
             return cls(value)  # type: ignore[arg-type]
         if value.isascii() and value.isdigit():
-            try:
-                return cls("seq", seq=int(value))
-            except ValueError:
-                raise ProtocolError("'from' sequence number is too large") from None
+            if len(value) > 19 or int(value) > MAX_SEQ:
+                raise ProtocolError(f"'from' sequence must be at most {MAX_SEQ}")
+            return cls("seq", seq=int(value))
         try:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
@@ -120,7 +148,9 @@ class Welcome:
 class Subscribe:
     """Ask for the events matching ``pattern`` ({} = all), from ``start``.
 
-    ``window`` bounds the events in flight (sent, not yet answered) in listen mode.
+    ``window`` bounds the events in flight (sent, not yet answered) in listen mode; one left
+    unanswered ``ack_wait`` seconds is sent again. ``pattern_change`` says what to do when the
+    name's stored pattern differs: refuse (an error), keep the cursor, or restart from now.
     """
 
     name: str
@@ -128,6 +158,8 @@ class Subscribe:
     start: Start
     mode: Mode = "listen"
     window: int = 100
+    ack_wait: float = DEFAULT_ACK_WAIT
+    pattern_change: PatternChange = "refuse"
     type: Literal["subscribe"] = "subscribe"
 
 
@@ -145,10 +177,11 @@ class Subscribed:
 
 @dataclass(frozen=True, slots=True)
 class EventMessage:
-    """One stored event, in sequence order."""
+    """One stored event, in sequence order; ``delivery`` counts sends (2+: a redelivery)."""
 
     seq: int
     event: Event
+    delivery: int = 1
     type: Literal["event"] = "event"
 
 
@@ -175,20 +208,42 @@ class Result:
 
 
 @dataclass(frozen=True, slots=True)
+class Rejected:
+    """One item of a ``results`` batch that is not a valid result: its index and seq (if any)."""
+
+    index: int
+    seq: int | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class Results:
-    """Several results in one message: what a listener finished in the same moment."""
+    """Several results in one message: what a listener finished in the same moment.
+
+    Items are judged one by one: the valid ones are ``items``, the others ``rejected``.
+    """
 
     items: tuple[Result, ...]
+    rejected: tuple[Rejected, ...] = ()
     type: Literal["results"] = "results"
 
 
 @dataclass(frozen=True, slots=True)
 class Error:
-    """Something the peer did wrong (or the relay failed); ``fatal`` closes the connection."""
+    """Something the peer did wrong (or the relay failed); ``fatal`` closes the connection.
+
+    ``seq``/``index`` name the refused result; ``old_pattern``/``new_pattern`` come with
+    ``pattern-changed``.
+    """
 
     code: ErrorCode
     message: str
+    hint: str = ""
     fatal: bool = False
+    seq: int | None = None
+    index: int | None = None
+    old_pattern: dict[str, Any] | None = None
+    new_pattern: dict[str, Any] | None = None
     type: Literal["error"] = "error"
 
 
@@ -220,8 +275,8 @@ def encode(message: Message) -> str:
     """Serialize a message to compact JSON text."""
     data: dict[str, Any]
     match message:
-        case EventMessage(seq=seq, event=event):
-            data = {"type": "event", "seq": seq, "event": event.to_dict()}
+        case EventMessage(seq=seq, event=event, delivery=delivery):
+            data = {"type": "event", "seq": seq, "delivery": delivery, "event": event.to_dict()}
             if event.request is not None:
                 data["request"] = event.request.to_dict()
         case Subscribe():
@@ -232,6 +287,14 @@ def encode(message: Message) -> str:
                 "from": message.start.to_wire(),
                 "mode": message.mode,
                 "window": message.window,
+                "ack_wait": message.ack_wait,
+                "pattern_change": message.pattern_change,
+            }
+        case Error():
+            data = {
+                name: value
+                for name in message.__slots__
+                if (value := getattr(message, name)) is not None
             }
         case Results(items=items):
             body = ",".join(encode(item) for item in items)
@@ -258,13 +321,14 @@ def encode(message: Message) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
-def encode_event(seq: int, event_json: str, request_json: str | None) -> str:
+def encode_event(seq: int, event_json: str, request_json: str | None, delivery: int = 1) -> str:
     """An ``event`` message from already-serialized parts (the relay's hot path: no re-encode)."""
     tail = f',"request":{request_json}' if request_json else ""
-    return f'{{"type":"event","seq":{seq},"event":{event_json}{tail}}}'
+    return f'{{"type":"event","seq":{seq},"delivery":{delivery},"event":{event_json}{tail}}}'
 
 
 _EVENT_PREFIX = '{"type":"event","seq":'
+_DELIVERY_FIELD = ',"delivery":'
 _DECODER = json.JSONDecoder()
 
 
@@ -293,6 +357,28 @@ def decode(text: str | bytes) -> Message:
     return message
 
 
+def result_seq(text: str | bytes) -> int | None:
+    """The valid ``seq`` of a ``result`` message that failed to decode, to name it in the error."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict) or data.get("type") != "result":
+        return None
+    seq = data.get("seq")
+    return seq if _is_int(seq) and 0 <= seq <= MAX_SEQ else None
+
+
+def parse_result(data: Mapping[str, Any]) -> Result:
+    """One result object (the ``type`` key is not needed); raises ProtocolError when invalid."""
+    return _result(data)
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    # JSON true/false are Python bools, an int subclass; 1.0 and 1e30 are floats: not integers.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _field(data: Mapping[str, Any], name: str, kind: type | tuple[type, ...], where: str) -> Any:
     value = data.get(name)
     if isinstance(value, bool) and kind in (int, float, (int, float)):
@@ -303,14 +389,26 @@ def _field(data: Mapping[str, Any], name: str, kind: type | tuple[type, ...], wh
     return value
 
 
+def _int(data: Mapping[str, Any], name: str, where: str, low: int, high: int) -> int:
+    """An integer field within [low, high] (a JSON float such as 1e30 is not an integer)."""
+    value: int = _field(data, name, int, where)
+    if not low <= value <= high:
+        raise ProtocolError(f"{where}: '{name}' must be an integer from {low} to {high}")
+    return value
+
+
+def _seq(data: Mapping[str, Any], name: str, where: str) -> int:
+    return _int(data, name, where, 0, MAX_SEQ)
+
+
 def _opt(data: Mapping[str, Any], name: str, kind: type | tuple[type, ...], where: str) -> Any:
     return None if data.get(name) is None else _field(data, name, kind, where)
 
 
 def _hello(data: Mapping[str, Any]) -> Hello:
     return Hello(
-        protocol=_field(data, "protocol", int, "hello"),
-        client=str(data.get("client", "")),
+        protocol=_int(data, "protocol", "hello", 0, MAX_PROTOCOL),
+        client=str(data.get("client", ""))[:MAX_NAME_LENGTH],
     )
 
 
@@ -319,7 +417,7 @@ def _welcome(data: Mapping[str, Any]) -> Welcome:
         relay=_field(data, "relay", str, "welcome"),
         version=_field(data, "version", str, "welcome"),
         mode=_field(data, "mode", str, "welcome"),
-        protocol=_field(data, "protocol", int, "welcome"),
+        protocol=_int(data, "protocol", "welcome", 0, MAX_PROTOCOL),
     )
 
 
@@ -334,29 +432,47 @@ def _subscribe(data: Mapping[str, Any]) -> Subscribe:
     if mode not in _MODES:
         raise ProtocolError(f"subscribe: 'mode' must be one of {', '.join(_MODES)}")
     window = data.get("window", 100)
-    if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= MAX_WINDOW:
+    if not _is_int(window) or not 1 <= window <= MAX_WINDOW:
         raise ProtocolError(f"subscribe: 'window' must be an integer from 1 to {MAX_WINDOW}")
+    ack_wait = data.get("ack_wait", DEFAULT_ACK_WAIT)
+    if (
+        isinstance(ack_wait, bool)
+        or not isinstance(ack_wait, int | float)
+        or not MIN_ACK_WAIT <= ack_wait <= MAX_ACK_WAIT  # also refuses NaN
+    ):
+        raise ProtocolError(
+            f"subscribe: 'ack_wait' must be a number of seconds from {MIN_ACK_WAIT:g}"
+            f" to {MAX_ACK_WAIT:g}"
+        )
+    change = data.get("pattern_change", "refuse")
+    if change not in _PATTERN_CHANGES:
+        raise ProtocolError(
+            f"subscribe: 'pattern_change' must be one of {', '.join(_PATTERN_CHANGES)}"
+        )
     return Subscribe(
         name=name,
         pattern=pattern,
         start=Start.parse(data.get("from", "last")),
         mode=mode,
         window=window,
+        ack_wait=float(ack_wait),
+        pattern_change=change,
     )
 
 
 def _subscribed(data: Mapping[str, Any]) -> Subscribed:
     return Subscribed(
         name=_field(data, "name", str, "subscribed"),
-        start=_field(data, "start", int, "subscribed"),
-        head=_field(data, "head", int, "subscribed"),
+        start=_seq(data, "start", "subscribed"),
+        head=_seq(data, "head", "subscribed"),
         resumed=bool(data.get("resumed", False)),
-        window=_field(data, "window", int, "subscribed"),
+        window=_int(data, "window", "subscribed", 1, MAX_WINDOW),
     )
 
 
 def _event(data: Mapping[str, Any]) -> EventMessage:
-    seq = _field(data, "seq", int, "event")
+    seq = _seq(data, "seq", "event")
+    delivery = _int(data, "delivery", "event", 1, MAX_SEQ) if "delivery" in data else 1
     body = _field(data, "event", dict, "event")
     event = parse_event(body)
     request = data.get("request")
@@ -364,7 +480,7 @@ def _event(data: Mapping[str, Any]) -> EventMessage:
         if not isinstance(request, dict):
             raise ProtocolError("event: 'request' must be a JSON object")
         event = _with_request(event, RawRequest.from_dict(request))
-    return EventMessage(seq=seq, event=event)
+    return EventMessage(seq=seq, event=event, delivery=delivery)
 
 
 def _decode_event(text: str) -> EventMessage | None:
@@ -374,7 +490,19 @@ def _decode_event(text: str) -> EventMessage | None:
     """
     try:
         seq_end = text.index(',"event":', len(_EVENT_PREFIX))
-        seq = int(text[len(_EVENT_PREFIX) : seq_end])
+        numbers = text[len(_EVENT_PREFIX) : seq_end]
+        seq_text, found, delivery_text = numbers.partition(_DELIVERY_FIELD)
+        # Digits only: int() would also take " 7", "+7" or "7_0", which are not JSON.
+        if not (seq_text.isascii() and seq_text.isdigit() and len(seq_text) <= 19):
+            return None
+        seq = int(seq_text)
+        delivery = 1
+        if found:
+            if not (delivery_text.isascii() and delivery_text.isdigit()):
+                return None
+            if len(delivery_text) > 19:
+                return None
+            delivery = int(delivery_text)
         start = seq_end + len(',"event":')
         body, end = _DECODER.raw_decode(text, start)
         rest = text[end:]
@@ -386,7 +514,7 @@ def _decode_event(text: str) -> EventMessage | None:
             return None
     except (ValueError, RecursionError):
         return None
-    if not isinstance(body, dict) or seq < 0:
+    if not isinstance(body, dict) or seq > MAX_SEQ or not 1 <= delivery <= MAX_SEQ:
         return None
     try:
         event = parse_event(body)
@@ -397,7 +525,7 @@ def _decode_event(text: str) -> EventMessage | None:
     except InvalidEventError as exc:
         raise ProtocolError(f"event: {exc.message}") from exc
     object.__setattr__(event, "_json", text[start:end])
-    return EventMessage(seq=seq, event=event)
+    return EventMessage(seq=seq, event=event, delivery=delivery)
 
 
 def _with_request(event: Event, request: RawRequest) -> Event:
@@ -407,7 +535,7 @@ def _with_request(event: Event, request: RawRequest) -> Event:
 
 
 def _live(data: Mapping[str, Any]) -> Live:
-    return Live(seq=_field(data, "seq", int, "live"))
+    return Live(seq=_seq(data, "seq", "live"))
 
 
 def _result(data: Mapping[str, Any]) -> Result:
@@ -415,45 +543,74 @@ def _result(data: Mapping[str, Any]) -> Result:
     if status not in _STATUSES:
         raise ProtocolError("result: 'status' must be delivered or failed")
     attempt = data.get("attempt", 1)
-    if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
-        raise ProtocolError("result: 'attempt' must be an integer >= 1")
+    if not _is_int(attempt) or not 1 <= attempt <= MAX_ATTEMPT:
+        raise ProtocolError(f"result: 'attempt' must be an integer >= 1 (at most {MAX_ATTEMPT})")
     latency = data.get("latency_ms", 0.0)
     if (
         isinstance(latency, bool)
         or not isinstance(latency, int | float)
-        or not math.isfinite(latency)
-        or latency < 0
+        or not 0 <= latency <= MAX_LATENCY_MS  # also refuses NaN (every comparison is False)
     ):
-        raise ProtocolError("result: 'latency_ms' must be a number >= 0")
+        raise ProtocolError(
+            f"result: 'latency_ms' must be a number >= 0 (at most {MAX_LATENCY_MS:.0f}, a day)"
+        )
+    code = _opt(data, "code", int, "result")
+    if code is not None and not MIN_CODE <= code <= MAX_CODE:
+        raise ProtocolError(
+            f"result: 'code' must be an integer from {MIN_CODE} to {MAX_CODE} (a 32-bit integer)"
+        )
     error = _opt(data, "error", str, "result")
+    seq = _field(data, "seq", int, "result")
+    if not 0 <= seq <= MAX_SEQ:
+        raise ProtocolError(f"result: 'seq' must be an integer from 0 to {MAX_SEQ}")
+    event_id = _field(data, "id", str, "result")
+    if len(event_id) > MAX_ID_LENGTH:
+        raise ProtocolError(f"result: 'id' must be at most {MAX_ID_LENGTH} characters")
     return Result(
-        seq=_field(data, "seq", int, "result"),
-        id=_field(data, "id", str, "result"),
+        seq=seq,
+        id=event_id,
         status=status,
         attempt=attempt,
         latency_ms=float(latency),
-        code=_opt(data, "code", int, "result"),
-        error=error[:2000] if error else error,
+        code=code,
+        error=error[:MAX_ERROR_LENGTH] if error else error,
     )
 
 
 def _results(data: Mapping[str, Any]) -> Results:
+    """A batch, judged item by item: one bad result must not cost the good ones beside it."""
     items = data.get("items")
     if not isinstance(items, list) or not 1 <= len(items) <= MAX_RESULTS:
         raise ProtocolError(f"results: 'items' must be a list of 1 to {MAX_RESULTS} results")
-    parsed = []
-    for item in items:
+    parsed: list[Result] = []
+    rejected: list[Rejected] = []
+    for index, item in enumerate(items):
         if not isinstance(item, dict):
-            raise ProtocolError("results: every item must be a result object")
-        parsed.append(_result(item))
-    return Results(tuple(parsed))
+            rejected.append(Rejected(index, None, "results: every item must be a result object"))
+            continue
+        try:
+            parsed.append(_result(item))
+        except ProtocolError as exc:
+            seq = item.get("seq")
+            valid = seq if _is_int(seq) and 0 <= seq <= MAX_SEQ else None
+            rejected.append(Rejected(index, valid, exc.message))
+    return Results(tuple(parsed), tuple(rejected))
 
 
 def _error(data: Mapping[str, Any]) -> Error:
+    hint = data.get("hint")
+    seq = data.get("seq")
+    index = data.get("index")
+    old, new = data.get("old_pattern"), data.get("new_pattern")
     return Error(
         code=str(data.get("code", "internal")),  # type: ignore[arg-type]
         message=_field(data, "message", str, "error"),
+        hint=hint if isinstance(hint, str) else "",
         fatal=bool(data.get("fatal", False)),
+        seq=seq if _is_int(seq) else None,
+        index=index if _is_int(index) else None,
+        old_pattern=old if isinstance(old, dict) else None,
+        new_pattern=new if isinstance(new, dict) else None,
     )
 
 

@@ -480,7 +480,7 @@ times = st.builds(
 )
 starts = (
     st.sampled_from([Start("now"), Start("last")])
-    | st.integers(min_value=0, max_value=2**63).map(lambda n: Start("seq", seq=n))
+    | st.integers(min_value=0, max_value=2**63 - 1).map(lambda n: Start("seq", seq=n))
     | times.map(lambda t: Start("time", time=t))
 )
 subscribes = st.builds(
@@ -493,11 +493,11 @@ subscribes = st.builds(
 )
 results = st.builds(
     Result,
-    seq=st.integers(min_value=0, max_value=2**63),
+    seq=st.integers(min_value=0, max_value=2**63 - 1),
     id=st.text(max_size=40),
     status=st.sampled_from(["delivered", "failed"]),
     attempt=st.integers(min_value=1, max_value=1000),
-    latency_ms=st.floats(min_value=0, max_value=1e9).map(lambda x: round(x, 3)),
+    latency_ms=st.floats(min_value=0, max_value=86_400_000).map(lambda x: round(x, 3)),
     code=st.none() | st.integers(min_value=-64, max_value=599),
     error=st.none() | st.text(max_size=2000),
 )
@@ -523,17 +523,119 @@ def test_results_batch_round_trips() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    [
-        '{"type":"results","items":[]}',
-        '{"type":"results","items":{}}',
-        '{"type":"results","items":[1]}',
-        '{"type":"results","items":[{"seq":1,"id":"a","status":"maybe"}]}',
-    ],
+    ['{"type":"results","items":[]}', '{"type":"results","items":{}}'],
 )
-def test_results_batch_rejects_bad_items(text: str) -> None:
-    """An empty, non-list or malformed batch is a ProtocolError naming results."""
+def test_results_batch_rejects_a_bad_list(text: str) -> None:
+    """An empty or non-list batch is a ProtocolError naming results."""
     with pytest.raises(ProtocolError, match="result"):
         decode(text)
+
+
+def test_results_batch_is_judged_item_by_item() -> None:
+    """Valid items of a batch are kept; each bad one is rejected with its index and seq."""
+    from hookcli.protocol import Rejected, Results
+
+    text = json.dumps(
+        {
+            "type": "results",
+            "items": [
+                {"seq": 1, "id": "a", "status": "delivered"},
+                1,
+                {"seq": 3, "id": "c", "status": "maybe"},
+                {"seq": 2**63, "id": "d", "status": "delivered"},
+                {"seq": 5, "id": "e", "status": "failed", "code": 2**63},
+            ],
+        }
+    )
+    decoded = decode(text)
+    assert isinstance(decoded, Results)
+    assert [item.seq for item in decoded.items] == [1]
+    assert [(r.index, r.seq) for r in decoded.rejected] == [(1, None), (2, 3), (3, None), (4, 5)]
+    assert all(isinstance(r, Rejected) and r.message for r in decoded.rejected)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (result(code=2**63), "'code' must be an integer from -2147483648 to 2147483647"),
+        (result(code=-(2**31) - 1), "'code' must be an integer from"),
+        (result(code=200.0), "'code' must be int, got float"),
+        (result(attempt=1e30), "'attempt' must be an integer >= 1"),
+        (result(attempt=10_001), "'attempt' must be an integer >= 1 (at most 10000)"),
+        (result(latency_ms=1e30), "'latency_ms' must be a number >= 0 (at most 86400000"),
+        (result(seq=2**63), "'seq' must be an integer from 0 to 9223372036854775807"),
+        (result(seq=-1), "'seq' must be an integer from 0"),
+        (result(id="x" * 201), "'id' must be at most 200 characters"),
+        (subscribe(**{"from": 2**63}), "'from' sequence must be at most 9223372036854775807"),
+        (subscribe(**{"from": "9" * 30}), "'from' sequence must be at most"),
+        (subscribe(**{"from": 1e30}), "'from' must be now, last"),
+        (subscribe(ack_wait=0), "'ack_wait' must be a number of seconds from 0.1 to 86400"),
+        (subscribe(ack_wait=1e30), "'ack_wait' must be a number of seconds"),
+        (subscribe(ack_wait=True), "'ack_wait' must be a number of seconds"),
+        (subscribe(ack_wait="5"), "'ack_wait' must be a number of seconds"),
+        (subscribe(pattern_change="jump"), "'pattern_change' must be one of refuse, keep-cursor"),
+        ('{"type": "hello", "protocol": 1e30}', "hello: 'protocol' must be int, got float"),
+        ('{"type": "hello", "protocol": 3000000000}', "hello: 'protocol' must be an integer"),
+        ('{"type": "live", "seq": 9223372036854775808}', "live: 'seq' must be an integer"),
+        (
+            json.dumps({"type": "event", "seq": 1, "delivery": 0, "event": EVENT_BODY}),
+            "event: 'delivery' must be an integer from 1",
+        ),
+    ],
+)
+def test_numbers_out_of_range_are_refused(text: str, message: str) -> None:
+    """Every number from the wire is range-checked (SQLite's signed 64 bits, sane bounds)."""
+    with pytest.raises(ProtocolError) as info:
+        decode(text)
+    assert message in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("text", "seq"),
+    [
+        (result(code=2**63), 1),
+        (result(seq=2**63), None),
+        ('{"type":"result","seq":7,"status":"x"}', 7),
+        ('{"type":"hello"}', None),
+        ("[[[", None),
+    ],
+)
+def test_result_seq_names_the_refused_result(text: str, seq: int | None) -> None:
+    """``result_seq`` finds the valid seq of an undecodable result (to name it in the error)."""
+    from hookcli.protocol import result_seq
+
+    assert result_seq(text) == seq
+
+
+def test_event_delivery_round_trips_through_the_fast_path() -> None:
+    """A redelivered event keeps its delivery count and its exact JSON text."""
+    event_json = json.dumps(EVENT_BODY, separators=(",", ":"))
+    text = encode_event(9, event_json, None, delivery=3)
+    decoded = decode(text)
+    assert isinstance(decoded, EventMessage)
+    assert (decoded.seq, decoded.delivery) == (9, 3)
+    assert decoded.event.to_json() == event_json
+
+
+def test_event_without_delivery_counts_as_first() -> None:
+    """An event frame from an older relay (no ``delivery``) is a first delivery."""
+    decoded = decode(json.dumps({"type": "event", "seq": 2, "event": EVENT_BODY}))
+    assert isinstance(decoded, EventMessage) and decoded.delivery == 1
+
+
+def test_error_round_trips_with_hint_and_context() -> None:
+    """An error carries its hint and, when set, seq, index and the two patterns."""
+    message = Error(
+        code="pattern-changed",
+        message="changed",
+        hint="say pattern_change",
+        seq=4,
+        index=1,
+        old_pattern={"a": [1]},
+        new_pattern={},
+    )
+    assert decode(encode(message)) == message
+    assert "seq" not in json.loads(encode(Error(code="internal", message="m")))
 
 
 EVENT_TEXT = (
@@ -601,3 +703,52 @@ def test_result_encoding_is_json_for_any_text(result: Result) -> None:
     )
     assert decoded.error == result.error
     assert decoded.latency_ms == pytest.approx(round(result.latency_ms, 3))
+
+
+numbers = (
+    st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.sampled_from([2**63 - 1, 2**63, -(2**31) - 1, 2**31, 1e30, 0, 1])
+)
+
+
+@PROPERTY
+@given(
+    st.fixed_dictionaries(
+        {"seq": numbers, "id": st.text(max_size=5), "status": st.sampled_from(["delivered"])},
+        optional={"attempt": numbers, "latency_ms": numbers, "code": numbers},
+    )
+)
+def test_a_decoded_result_has_every_number_in_range(fields: dict[str, Any]) -> None:
+    """Whatever numbers a result carries, one that decodes fits SQLite and its documented range."""
+    from hookcli.protocol import MAX_ATTEMPT, MAX_CODE, MAX_LATENCY_MS, MAX_SEQ, MIN_CODE
+
+    try:
+        decoded = decode(json.dumps({"type": "result", **fields}))
+    except ProtocolError:
+        return
+    assert isinstance(decoded, Result)
+    assert 0 <= decoded.seq <= MAX_SEQ and type(decoded.seq) is int
+    assert 1 <= decoded.attempt <= MAX_ATTEMPT and type(decoded.attempt) is int
+    assert 0 <= decoded.latency_ms <= MAX_LATENCY_MS
+    assert decoded.code is None or MIN_CODE <= decoded.code <= MAX_CODE
+
+
+@PROPERTY
+@given(
+    st.fixed_dictionaries(
+        {"name": st.just("a")}, optional={"from": numbers, "window": numbers, "ack_wait": numbers}
+    )
+)
+def test_a_decoded_subscribe_has_every_number_in_range(fields: dict[str, Any]) -> None:
+    """A subscribe that decodes has its start seq, window and ack_wait within their ranges."""
+    from hookcli.protocol import MAX_ACK_WAIT, MAX_SEQ, MIN_ACK_WAIT
+
+    try:
+        decoded = decode(json.dumps({"type": "subscribe", **fields}))
+    except ProtocolError:
+        return
+    assert isinstance(decoded, Subscribe)
+    assert 0 <= decoded.start.seq <= MAX_SEQ
+    assert 1 <= decoded.window <= MAX_WINDOW
+    assert MIN_ACK_WAIT <= decoded.ack_wait <= MAX_ACK_WAIT

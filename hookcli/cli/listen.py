@@ -90,6 +90,15 @@ def listen(
         ),
     ] = None,
     from_: Annotated[str, typer.Option("--from", help=FROM_HELP)] = "last",
+    pattern_change: Annotated[
+        str,
+        typer.Option(
+            "--pattern-change",
+            help="When the relay knows this --name with another pattern: refuse (exit 2),"
+            " keep-cursor (resume from its cursor, matching the new pattern) or restart"
+            " (start from new events).",
+        ),
+    ] = "refuse",
     concurrency: Annotated[
         int,
         typer.Option(
@@ -125,7 +134,8 @@ def listen(
     Events the relay kept while you were away arrive first, in order; after a disconnect or a
     laptop sleep the listener resumes where it stopped, and nothing is delivered twice.
     Failed deliveries are retried with backoff, then recorded as failed (see `hook replay
-    --failed`). Runs until Ctrl-C (exit 130). Exit 2: bad option or pattern; 3: relay
+    --failed`). Runs until Ctrl-C (exit 130). Exit 2: bad option or pattern, or a pattern other
+    than the one the relay knows for this --name (see --pattern-change); 3: relay
     unreachable with --exit-on-disconnect; 4: token refused.
     """
     from hookcli.config import resolve
@@ -151,6 +161,7 @@ def listen(
         policy=RetryPolicy(retries=retries, timeout=timeout),
         concurrency=concurrency,
         exit_on_disconnect=exit_on_disconnect,
+        pattern_change=o.parse_pattern_change(pattern_change),
     )
     settings.target.build()  # a bad --target/--exec/--handler fails before any network I/O
     run_rendered("listen", as_json, verbose, lambda emit: run(settings, emit))

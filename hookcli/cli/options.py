@@ -12,7 +12,7 @@ import typer
 from hookcli.cli.inputs import read_text
 
 if TYPE_CHECKING:
-    from hookcli.protocol import Start
+    from hookcli.protocol import PatternChange, Start
 
 Relay = Annotated[
     str | None,
@@ -135,3 +135,15 @@ def parse_start(value: str) -> Start:
         return Start.parse(value)
     except ProtocolError as exc:
         raise UsageError(exc.message.replace("'from'", "--from")) from None
+
+
+def parse_pattern_change(value: str) -> PatternChange:
+    """``--pattern-change``: refuse | keep-cursor | restart."""
+    from hookcli.errors import UsageError
+
+    if value not in ("refuse", "keep-cursor", "restart"):
+        raise UsageError(
+            f"--pattern-change must be refuse, keep-cursor or restart, not {value!r}",
+            hint="keep-cursor resumes where this --name stopped; restart starts from new events",
+        )
+    return value  # type: ignore[return-value]

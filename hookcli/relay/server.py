@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import ssl
 import time
 from collections import deque
@@ -33,13 +34,18 @@ from hookcli.errors import (
     InvalidPatternError,
     NotFoundError,
     ProtocolError,
+    StoreError,
     UsageError,
 )
 from hookcli.events import Event, RawRequest, event_from_request, headers_from, new_event_id
 from hookcli.patterns import Pattern, PatternSet, compile_pattern
 from hookcli.protocol import (
+    DEFAULT_ACK_WAIT,
+    MAX_NAME_LENGTH,
+    MAX_SEQ,
     PROTOCOL_VERSION,
     Error,
+    ErrorCode,
     Hello,
     Live,
     Result,
@@ -52,10 +58,12 @@ from hookcli.protocol import (
     decode,
     encode,
     encode_event,
+    parse_result,
+    result_seq,
 )
 from hookcli.relay import connections
 from hookcli.relay.guard import GuardSettings, guard_middleware
-from hookcli.relay.store import Delivery, Store, StoredEvent
+from hookcli.relay.store import Delivery, Listener, Store, StoredEvent, stored_text
 
 log = logging.getLogger("hook.relay")
 
@@ -65,6 +73,14 @@ MIB = 1024 * 1024
 QUEUE_LIMIT = 5_000
 READ_PAGE = 500
 RESULT_FLUSH_SECONDS = 0.05
+#: While the store refuses writes (disk full), retry this often, not every flush.
+RESULT_RETRY_SECONDS = 1.0
+#: Results kept in memory while the store refuses writes; past it the streams pause.
+MAX_UNSAVED = 100_000
+#: Listener names whose in-flight delivery counts are remembered across reconnects.
+MAX_REMEMBERED_LISTENERS = 1_000
+#: Query times beyond year 9999 are not times (and overflow datetime).
+MAX_UNIX_SECONDS = 253_402_300_799.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +108,16 @@ class RelayInfo:
 
 
 @dataclass(slots=True)
+class _Sent:
+    """An event sent and not answered: its id (a result must name it), when to send it again,
+    and how many times it was sent."""
+
+    id: str
+    deadline: float
+    delivery: int
+
+
+@dataclass(slots=True)
 class _Session:
     """One subscribed websocket: its position, in-flight window and pending live events."""
 
@@ -103,8 +129,11 @@ class _Session:
     pos: int
     live: bool = False
     queue: deque[StoredEvent] = field(default_factory=deque)
-    #: Seqs sent and not yet answered (listen mode).
-    in_flight: set[int] = field(default_factory=set)
+    ack_wait: float = DEFAULT_ACK_WAIT
+    #: Seqs sent and not yet answered (listen mode), in ack-deadline order.
+    in_flight: dict[int, _Sent] = field(default_factory=dict)
+    #: Delivery counts of events a previous connection under this name left unanswered.
+    deliveries: dict[int, int] = field(default_factory=dict)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     results: list[Delivery] = field(default_factory=list)
     saved_cursor: int = -1
@@ -149,6 +178,13 @@ class Relay:
         self._patterns = PatternSet()
         self._batch: list[tuple[list[Event], asyncio.Future[list[StoredEvent]]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        #: Results, cursor moves and listener saves the store refused (disk full), kept to retry.
+        self._unsaved: list[Delivery] = []
+        self._unsaved_cursors: dict[str, int] = {}
+        self._unsaved_listeners: dict[str, tuple[int, dict[str, Any]]] = {}
+        self._store_problem: str | None = None
+        self._store_failures = 0
+        self._in_flight_counts: dict[str, dict[int, int]] = {}
         self.app = self._make_app()
 
     # ---------------------------------------------------------------- commit + fan-out
@@ -266,10 +302,20 @@ class Relay:
         except HookError as exc:
             problem = f"store: {exc.message}"
             head = 0
+        if self._store_problem is not None:
+            problem = (
+                f"store: cannot record results ({len(self._unsaved)} kept,"
+                f" {self._store_failures} tries failed): {self._store_problem}"
+            )
+        elif self._flusher is not None and self._flusher.done():
+            problem = "the results flusher stopped; restart the relay"
         body: dict[str, Any] = {
             "ok": problem is None,
             "head": head,
             "listeners": len(self._sessions),
+            # Answers received and not yet in the store (a full disk keeps them here).
+            "pending_results": len(self._unsaved)
+            + sum(len(s.results) for s in self._sessions.values()),
         }
         if problem:
             body["reason"] = problem
@@ -360,7 +406,7 @@ class Relay:
         scope = self._authorize(request)
         q = request.query
         listener = _scoped(scope, q["listener"]) if q.get("listener") else None
-        patterns = [compile_pattern(q["pattern"])] if q.get("pattern") else []
+        patterns = [_query_pattern(q["pattern"])] if q.get("pattern") else []
         if q.get("status") == "pending" and listener is not None:
             # Pending means "this listener will get it": only events matching its pattern.
             known = self.store.listener(listener)
@@ -389,7 +435,7 @@ class Relay:
                 keep=keep,
             )
         except ValueError as exc:
-            raise UsageError(str(exc)) from exc
+            raise UsageError(str(exc), hint="see GET /v1/events in docs/protocol.md") from exc
         return web.json_response(
             {
                 "events": [
@@ -423,12 +469,13 @@ class Relay:
             if not isinstance(data, dict):
                 raise ValueError("body must be a JSON object")
             listener = data.get("listener")
-            if not isinstance(listener, str) or not listener:
-                raise ValueError("'listener' must be a non-empty string")
-            result = decode(json.dumps({**data, "type": "result", "seq": item.seq, "id": event_id}))
+            if not isinstance(listener, str) or not 0 < len(listener) <= MAX_NAME_LENGTH:
+                raise ValueError(f"'listener' must be 1-{MAX_NAME_LENGTH} characters")
+            result = parse_result({**data, "seq": item.seq, "id": event_id})
+        except RecursionError:
+            return _error(400, "bad result: the JSON body is nested too deeply", _RESULT_HINT)
         except (ValueError, ProtocolError) as exc:
-            return _error(400, f"bad result: {exc}")
-        assert isinstance(result, Result)
+            return _error(400, f"bad result: {exc}", _RESULT_HINT)
         self.store.record([_delivery(_scoped(scope, listener), result, replay=True)])
         return web.json_response({"recorded": True, "seq": item.seq})
 
@@ -453,47 +500,47 @@ class Relay:
                 try:
                     message = decode(msg.data)
                 except ProtocolError as exc:
-                    await _send_error(ws, "bad-message", exc.message)
+                    await _send_error(ws, "bad-message", exc.message, seq=result_seq(msg.data))
                     continue
-                if isinstance(message, Result | Results):
-                    if session is None or session.mode != "listen":
-                        await _send_error(
-                            ws, "not-subscribed", "result before a listen subscription"
-                        )
-                    elif isinstance(message, Results):
-                        for item in message.items:
-                            self._on_result(session, item)
-                    else:
-                        self._on_result(session, message)
-                elif isinstance(message, Hello):
-                    if message.protocol != PROTOCOL_VERSION:
-                        await _send_error(
-                            ws,
-                            "unsupported-protocol",
-                            f"this relay speaks protocol {PROTOCOL_VERSION}, "
-                            f"not {message.protocol}",
-                            fatal=True,
-                        )
-                        break
-                    await ws.send_str(encode(Welcome(self.info.name, __version__, self.info.mode)))
-                elif isinstance(message, Subscribe):
-                    if session is not None:
-                        await _send_error(
-                            ws, "already-subscribed", "one subscription per connection"
-                        )
-                        continue
-                    try:
+                try:
+                    if isinstance(message, Result | Results):
+                        if session is None or session.mode != "listen":
+                            await _send_error(
+                                ws, "not-subscribed", "result before a listen subscription"
+                            )
+                            continue
+                        for error in self._on_results(session, message):
+                            await ws.send_str(encode(error))
+                    elif isinstance(message, Hello):
+                        if message.protocol != PROTOCOL_VERSION:
+                            await _send_error(
+                                ws,
+                                "unsupported-protocol",
+                                f"this relay speaks protocol {PROTOCOL_VERSION}, "
+                                f"not {message.protocol}",
+                                fatal=True,
+                            )
+                            break
+                        welcome = Welcome(self.info.name, __version__, self.info.mode)
+                        await ws.send_str(encode(welcome))
+                    elif isinstance(message, Subscribe):
+                        if session is not None:
+                            await _send_error(
+                                ws, "already-subscribed", "one subscription per connection"
+                            )
+                            continue
                         session = await self._subscribe(ws, scope, message)
-                    except InvalidPatternError as exc:
-                        await _send_error(ws, "invalid-pattern", exc.message)
-                        continue
-                    pump = asyncio.create_task(self._pump(session))
-                elif isinstance(message, Unknown):
-                    log.debug("ignoring unknown message type %r", message.type)
-                else:
-                    await _send_error(
-                        ws, "bad-message", f"{message.type} is a relay-to-client message"
-                    )
+                        if session is not None:
+                            pump = asyncio.create_task(self._pump(session))
+                    elif isinstance(message, Unknown):
+                        log.debug("ignoring unknown message type %r", message.type)
+                    else:
+                        await _send_error(
+                            ws, "bad-message", f"{message.type} is a relay-to-client message"
+                        )
+                except HookError as exc:
+                    # The store failed (disk, closed): say so; the connection and the relay live.
+                    await _send_error(ws, "internal", exc.message, hint=exc.hint or "")
         finally:
             if pump is not None:
                 pump.cancel()
@@ -503,12 +550,47 @@ class Relay:
 
     async def _subscribe(
         self, ws: web.WebSocketResponse, scope: str, message: Subscribe
-    ) -> _Session:
-        pattern = compile_pattern(message.pattern) if message.pattern else None
-        key = _scoped(scope, message.name) if message.mode == "listen" else f"tail:{id(ws)}"
+    ) -> _Session | None:
+        """Start a subscription, or answer why not (None): bad pattern, start, pattern change."""
+        try:
+            pattern = compile_pattern(message.pattern) if message.pattern else None
+        except InvalidPatternError as exc:
+            await _send_error(ws, "invalid-pattern", exc.message)
+            return None
+        except RecursionError:
+            await _send_error(ws, "invalid-pattern", "the pattern is nested too deeply")
+            return None
+        listen = message.mode == "listen"
+        key = _scoped(scope, message.name) if listen else f"tail:{id(ws)}"
         head = self.store.head()
-        known = self.store.listener(key) if message.mode == "listen" else None
-        pos = _start_position(message.start, head, known.cursor if known else None, self.store)
+        start = message.start
+        if start.kind == "seq" and start.seq > head + 1:
+            # Such a subscription would wait for seqs this store may never reach: say so.
+            await _send_error(
+                ws,
+                "start-past-head",
+                f"'from' {start.seq} is past this relay's newest event ({head})",
+                hint=f"use a seq from 0 to {head + 1}, 'now' for new events only, or 'last'",
+            )
+            return None
+        known = self._known(key) if listen else None
+        restart = False
+        if known is not None and start.kind == "last":
+            old, new = _canonical(known.pattern), _canonical(message.pattern)
+            if old != new and message.pattern_change == "refuse":
+                await _send_error(
+                    ws,
+                    "pattern-changed",
+                    f"listener {message.name!r} was subscribed with pattern {old}; this"
+                    f" subscribe asks for {new}",
+                    hint="resubscribe with pattern_change 'keep-cursor' (resume from the"
+                    " cursor, matching the new pattern) or 'restart' (start from now), or"
+                    " use another name",
+                    old_pattern=known.pattern,
+                    new_pattern=message.pattern,
+                )
+                return None
+            restart = old != new and message.pattern_change == "restart"
         previous = self._sessions.get(key)
         if previous is not None:
             # A listener that reconnects (after a sleep or a network drop) replaces its stale
@@ -517,7 +599,12 @@ class Relay:
             await _send_error(
                 previous.ws, "already-subscribed", "replaced by a newer connection", fatal=True
             )
-            await previous.ws.close()
+            known = self._known(key)  # the old connection's last results are in now
+        # Counts of a previous connection apply only when it resumes where that one stopped.
+        counts = self._in_flight_counts.pop(key, {}) if listen else {}
+        if restart:
+            known = None
+        pos = _start_position(start, head, known.cursor if known else None, self.store)
         session = _Session(
             key=key,
             mode=message.mode,
@@ -525,11 +612,15 @@ class Relay:
             window=message.window,
             ws=ws,
             pos=pos,
+            ack_wait=message.ack_wait,
         )
-        if message.mode == "listen":
-            if message.start.kind == "last" and known is not None:
-                session.answered = self.store.answered_after(key, pos)
-            self.store.save_listener(key, cursor=pos, pattern=message.pattern, seen=time.time())
+        if listen:
+            if start.kind == "last" and known is not None:
+                session.answered = self.store.answered_after(key, pos) | {
+                    d.seq for d in self._unsaved if d.listener == key and d.seq > pos
+                }
+                session.deliveries = counts
+            self._save_listener(key, pos, message.pattern)
         session.saved_cursor = pos
         self._sessions[key] = session
         self._patterns.add(key, pattern if pattern is not None else {})  # {}: every event
@@ -539,12 +630,39 @@ class Relay:
                     name=message.name,
                     start=pos,
                     head=head,
-                    resumed=known is not None and message.start.kind == "last",
+                    resumed=known is not None and start.kind == "last",
                     window=message.window,
                 )
             )
         )
         return session
+
+    def _known(self, key: str) -> Listener | None:
+        """The stored listener, with what the relay holds for it and could not write yet."""
+        known = self.store.listener(key)
+        pending = self._unsaved_listeners.get(key)
+        if pending is not None:
+            known = Listener(key, pending[0], pending[1], time.time())
+        moved = self._unsaved_cursors.get(key)
+        if moved is not None:
+            if known is None:
+                known = Listener(key, moved, {}, time.time())
+            elif moved > known.cursor:
+                known = Listener(key, moved, known.pattern, known.last_seen)
+        return known
+
+    def _save_listener(self, key: str, cursor: int, pattern: dict[str, Any]) -> None:
+        """Set the listener's cursor and pattern; kept for the flusher when the disk is full."""
+        # This cursor is set exactly (it may go back, for from: 0): an older pending forward
+        # move must not be applied over it.
+        self._unsaved_cursors.pop(key, None)
+        try:
+            if self._store_problem is not None:
+                raise StoreError(self._store_problem)
+            self.store.save_listener(key, cursor=cursor, pattern=pattern, seen=time.time())
+        except HookError as exc:
+            self._unsaved_listeners[key] = (cursor, pattern)
+            self._write_failed(exc)
 
     def _detach(self, session: _Session) -> None:
         if session.closed:
@@ -554,35 +672,96 @@ class Relay:
             del self._sessions[session.key]
             self._patterns.remove(session.key)
         if session.mode == "listen":
+            if session.in_flight and len(self._in_flight_counts) < MAX_REMEMBERED_LISTENERS:
+                # The next connection under this name gets these again: count on from here.
+                self._in_flight_counts[session.key] = {
+                    seq: sent.delivery for seq, sent in session.in_flight.items()
+                }
             self._flush([session])
 
     async def _pump(self, session: _Session) -> None:
-        """Send the session its matching events in seq order, within its in-flight window."""
+        """Send the session its matching events in seq order, within its in-flight window.
+
+        In listen mode an event left unanswered ``ack_wait`` seconds is sent again with its
+        delivery count (JetStream's AckWait): a listener that lost it is not stuck forever.
+        """
         ws = session.ws
+        listen = session.mode == "listen"
         try:
             while not ws.closed:
                 # Clear first, then look at the state, then wait: a wake-up that lands while
                 # we were sending is never lost.
                 session.wake.clear()
-                if session.mode == "listen" and len(session.in_flight) >= session.window:
-                    await session.wake.wait()
-                    continue
+                if listen:
+                    if await self._redeliver(session):
+                        continue
+                    if len(session.in_flight) >= session.window or self._backlogged():
+                        await self._wait(session)
+                        continue
                 item = self._next(session)
                 if item is None:
                     if not session.sent_live_marker:
                         session.sent_live_marker = True
                         await ws.send_str(encode(Live(self.store.head())))
                         continue
-                    await session.wake.wait()
+                    await self._wait(session)
                     continue
                 if item.seq in session.answered:
                     session.answered.discard(item.seq)
                     continue
-                if session.mode == "listen":
-                    session.in_flight.add(item.seq)
-                await ws.send_str(encode_event(item.seq, item.event_json, item.request_json))
+                delivery = 1
+                if listen:
+                    delivery = session.deliveries.pop(item.seq, 0) + 1
+                    deadline = time.monotonic() + session.ack_wait
+                    session.in_flight[item.seq] = _Sent(item.event_id, deadline, delivery)
+                await ws.send_str(
+                    encode_event(item.seq, item.event_json, item.request_json, delivery)
+                )
         except (ConnectionResetError, RuntimeError) as exc:
             log.debug("stream to %s ended: %s", session.key, exc)
+        except HookError as exc:
+            # The store cannot be read: end this stream clearly; the listener reconnects.
+            log.warning("stream to %s stopped: %s", session.key, exc.message)
+            await _send_error(ws, "internal", exc.message, hint=exc.hint or "", fatal=True)
+
+    async def _redeliver(self, session: _Session) -> bool:
+        """Send the oldest unanswered event again if its ack wait ran out; True if one was due."""
+        if not session.in_flight:
+            return False
+        seq, sent = next(iter(session.in_flight.items()))
+        now = time.monotonic()
+        if sent.deadline > now:
+            return False
+        del session.in_flight[seq]
+        item = self.store.get_seq(seq)
+        if item is None:
+            return True  # removed by retention meanwhile: nothing left to answer
+        sent.delivery += 1
+        sent.deadline = now + session.ack_wait
+        # Re-inserted last: with one ack_wait per session, dict order stays deadline order.
+        session.in_flight[seq] = sent
+        await session.ws.send_str(
+            encode_event(seq, item.event_json, item.request_json, sent.delivery)
+        )
+        return True
+
+    async def _wait(self, session: _Session) -> None:
+        """Sleep until woken, the next ack deadline, or (results piling up) the next flush."""
+        timeout: float | None = None
+        if session.in_flight:
+            first = next(iter(session.in_flight.values()))
+            timeout = max(first.deadline - time.monotonic(), 0.0)
+        if self._backlogged():
+            timeout = RESULT_RETRY_SECONDS if timeout is None else min(timeout, 1.0)
+        try:
+            async with asyncio.timeout(timeout):
+                await session.wake.wait()
+        except TimeoutError:
+            pass
+
+    def _backlogged(self) -> bool:
+        """Too many results wait for the store (disk full): stop sending until they are written."""
+        return len(self._unsaved) >= MAX_UNSAVED
 
     def _next(self, session: _Session) -> StoredEvent | None:
         """The next event for the session: its queue, refilled from the store while catching up."""
@@ -602,38 +781,112 @@ class Relay:
             )
         return session.queue.popleft() if session.queue else None
 
-    def _on_result(self, session: _Session, result: Result) -> None:
-        if result.seq not in session.in_flight:
+    def _on_results(self, session: _Session, message: Result | Results) -> list[Error]:
+        """Record each valid result; an error for each refused one, naming its seq (or index)."""
+        errors: list[Error] = []
+        if isinstance(message, Result):
+            error = self._on_result(session, message)
+            return [] if error is None else [error]
+        for item in message.items:
+            error = self._on_result(session, item)
+            if error is not None:
+                errors.append(error)
+        for rejected in message.rejected:
+            errors.append(
+                Error(
+                    "bad-message",
+                    f"results item {rejected.index}: {rejected.message}",
+                    hint=_ERROR_HINTS["bad-message"],
+                    seq=rejected.seq,
+                    index=rejected.index,
+                )
+            )
+        return errors
+
+    def _on_result(self, session: _Session, result: Result) -> Error | None:
+        sent = session.in_flight.get(result.seq)
+        if sent is None:
+            # Answered already (a redelivery answered twice) or never sent: nothing to record.
             log.debug("%s answered seq %s, which is not in flight", session.key, result.seq)
-            return
-        session.in_flight.discard(result.seq)
+            return None
+        if sent.id != stored_text(result.id):
+            return Error(
+                "id-mismatch",
+                f"result for seq {result.seq} names event {result.id!r}, but the event at"
+                f" seq {result.seq} is {sent.id!r}; not recorded",
+                hint=_ERROR_HINTS["id-mismatch"],
+                seq=result.seq,
+            )
+        del session.in_flight[result.seq]
         session.results.append(_delivery(session.key, result, replay=False))
         session.wake.set()
+        return None
 
     async def _on_startup(self, app: web.Application) -> None:
         self._flusher = asyncio.create_task(self._flush_loop())
 
     async def _flush_loop(self) -> None:
-        """Every 50 ms, one transaction for every listener's new results and cursor moves."""
+        """Every 50 ms, one transaction for every listener's new results and cursor moves.
+
+        It never stops: a failed write keeps the results in memory (bounded: past
+        ``MAX_UNSAVED`` the streams pause) and is retried every second until it succeeds.
+        """
         while True:
-            await asyncio.sleep(RESULT_FLUSH_SECONDS)
+            failing = self._store_problem is not None
+            await asyncio.sleep(RESULT_RETRY_SECONDS if failing else RESULT_FLUSH_SECONDS)
             try:
                 self._flush([s for s in self._sessions.values() if s.mode == "listen"])
-            except HookError as exc:
-                log.error("cannot record results: %s", exc.message)
+            except Exception as exc:  # never let the flusher die: report it, retry
+                self._write_failed(exc)
 
     def _flush(self, sessions: Sequence[_Session]) -> None:
-        """Store answered results and moved cursors of ``sessions`` in one transaction."""
-        head = self.store.head() if sessions else 0
-        results: list[Delivery] = []
-        cursors: dict[str, int] = {}
+        """Store answered results and moved cursors of ``sessions`` (and any kept from a failed
+        write) in one transaction; on failure they stay kept for the next try."""
+        try:
+            head: int | None = self.store.head() if sessions else 0
+        except HookError as exc:
+            head = None  # cursors move on the next try; the results are kept meanwhile
+            self._write_failed(exc)
         for session in sessions:
-            results += session.results
+            self._unsaved += session.results
             session.results = []
-            cursor = session.cursor(head)
+            cursor = session.cursor(head) if head is not None else session.saved_cursor
             if cursor != session.saved_cursor:
-                cursors[session.key] = session.saved_cursor = cursor
-        self.store.record(results, cursors)
+                self._unsaved_cursors[session.key] = session.saved_cursor = cursor
+        if not (self._unsaved or self._unsaved_cursors or self._unsaved_listeners):
+            if head is not None and self._store_problem is not None:
+                log.warning("the store answers again")
+                self._store_problem = None
+                self._store_failures = 0
+            return
+        try:
+            for key, (cursor, pattern) in list(self._unsaved_listeners.items()):
+                self.store.save_listener(key, cursor=cursor, pattern=pattern)
+                del self._unsaved_listeners[key]
+            self.store.record(self._unsaved, self._unsaved_cursors)
+        except Exception as exc:
+            self._write_failed(exc)
+            return
+        if self._store_problem is not None:
+            log.warning(
+                "results are recorded again (%d kept in memory meanwhile)", len(self._unsaved)
+            )
+            self._store_problem = None
+            self._store_failures = 0
+        self._unsaved = []
+        self._unsaved_cursors = {}
+
+    def _write_failed(self, exc: Exception) -> None:
+        """Note a failed write: health turns false, and it is logged once per outage."""
+        self._store_failures += 1
+        if self._store_problem is not None:
+            return
+        if isinstance(exc, HookError):
+            self._store_problem = exc.message
+            log.error("cannot record results, keeping them in memory and retrying: %s", exc.message)
+        else:
+            self._store_problem = f"{type(exc).__name__}: {exc}"
+            log.exception("cannot record results, keeping them in memory and retrying")
 
     async def _on_shutdown(self, app: web.Application) -> None:
         if self._flusher is not None:
@@ -641,6 +894,13 @@ class Relay:
         for session in list(self._sessions.values()):
             self._detach(session)
             await session.ws.close(code=1001, message=b"relay shutting down")
+        if self._unsaved:
+            log.error(
+                "%d results could not be recorded before shutdown (%s): those events will be"
+                " delivered again",
+                len(self._unsaved),
+                self._store_problem,
+            )
 
 
 # -------------------------------------------------------------------- helpers
@@ -734,28 +994,61 @@ def _history_row(
     return row
 
 
+_RESULT_HINT = (
+    'send {"listener", "status", "attempt", "latency_ms", "code"?, "error"?} as docs/protocol.md'
+    " describes"
+)
+
+
+def _query_pattern(text: str) -> Pattern:
+    """The ``pattern`` query parameter, compiled; a pattern nested too deep is a 400 too."""
+    try:
+        return compile_pattern(text)
+    except InvalidPatternError as exc:
+        if exc.hint:
+            raise
+        raise InvalidPatternError(
+            exc.message, hint="pass an EventBridge pattern as JSON; `hook pattern test` checks it"
+        ) from None
+    except RecursionError:
+        raise UsageError(
+            "the pattern is nested too deeply", hint="EventBridge patterns are a few levels deep"
+        ) from None
+
+
 def _int(value: str | None) -> int | None:
+    """A seq or count from the query: 0 to 2^63-1 (SQLite's INTEGER), ASCII digits only."""
     if value is None or value == "":
         return None
-    if not value.isdigit():
-        raise UsageError(f"expected a non-negative integer, got {value!r}")
+    if not (value.isascii() and value.isdigit()) or len(value) > 19 or int(value) > MAX_SEQ:
+        raise UsageError(
+            f"expected an integer from 0 to {MAX_SEQ}, got {value[:40]!r}",
+            hint="before/after are sequence numbers as `hook events` shows them; limit <= 1000",
+        )
     return int(value)
 
 
 def _time(value: str | None) -> float | None:
     if not value:
         return None
+    hint = "e.g. 2024-05-01T12:00:00Z or 1714564800"
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(seconds) or abs(seconds) > MAX_UNIX_SECONDS:
+            raise UsageError(f"unix seconds out of range: {value[:40]!r}", hint=hint)
+        return seconds
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"expected an ISO time or unix seconds, got {value!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.timestamp()
+    except (ValueError, OverflowError):
+        raise UsageError(
+            f"expected an ISO time or unix seconds, got {value[:40]!r}", hint=hint
+        ) from None
 
 
 def _dumps(value: Any) -> str:
@@ -784,11 +1077,57 @@ def _too_large(cap: int) -> web.Response:
     )
 
 
+#: The hint each websocket error carries unless the relay has a more precise one.
+_ERROR_HINTS: dict[str, str] = {
+    "bad-message": "see docs/protocol.md for the message's fields and their ranges",
+    "id-mismatch": "answer each event with the seq and id of its own event frame",
+    "start-past-head": "use 'now', 'last', or a seq at most the relay's head + 1",
+    "pattern-changed": "resubscribe with pattern_change 'keep-cursor' or 'restart'",
+    "unsupported-protocol": "upgrade the client or the relay so both speak the same protocol",
+    "invalid-pattern": "fix the pattern; `hook pattern test` checks one locally",
+    "not-subscribed": "send subscribe with mode 'listen' first; tail subscriptions send no results",
+    "already-subscribed": "one subscription per connection; open another connection for another",
+    "unauthorized": "connect with Authorization: Bearer <token>",
+    "internal": "the relay's log says more; the connection can be retried",
+}
+#: Close codes (RFC 6455 7.4.1): after a fatal error frame, 1008 "policy violation".
+CLOSE_FATAL = 1008
+
+
 async def _send_error(
-    ws: web.WebSocketResponse, code: str, message: str, *, fatal: bool = False
+    ws: web.WebSocketResponse,
+    code: ErrorCode,
+    message: str,
+    *,
+    fatal: bool = False,
+    hint: str = "",
+    seq: int | None = None,
+    old_pattern: dict[str, Any] | None = None,
+    new_pattern: dict[str, Any] | None = None,
 ) -> None:
-    if not ws.closed:
-        await ws.send_str(encode(Error(code, message, fatal)))  # type: ignore[arg-type]
+    """Send an ``error`` frame (with a hint, always); a fatal one then closes with 1008."""
+    if ws.closed:
+        return
+    error = Error(
+        code,
+        message,
+        hint=hint or _ERROR_HINTS.get(code, ""),
+        fatal=fatal,
+        seq=seq,
+        old_pattern=old_pattern,
+        new_pattern=new_pattern,
+    )
+    try:
+        await ws.send_str(encode(error))
+        if fatal:
+            await ws.close(code=CLOSE_FATAL, message=code.encode())
+    except (ConnectionResetError, RuntimeError) as exc:
+        log.debug("could not send error %s: %s", code, exc)
+
+
+def _canonical(pattern: Mapping[str, Any]) -> str:
+    """A pattern as comparable text: the same pattern spelled in another key order is equal."""
+    return json.dumps(pattern, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:

@@ -78,7 +78,7 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 
 _STATUSES: Final = ("delivered", "failed", "pending")
-_EVENT_COLUMNS = "e.seq, e.event_json, e.request_head, e.request_body, e.received"
+_EVENT_COLUMNS = "e.seq, e.event_json, e.request_head, e.request_body, e.received, e.id"
 _DELIVERY_COLUMNS = (
     "d.listener, d.seq, d.event_id, d.status, d.attempt, d.latency_ms, d.code, d.error, d.at,"
     " d.replay"
@@ -109,7 +109,7 @@ _LATEST = (
     " WHERE d2.listener = d.listener AND d2.seq = d.seq)"
 )
 
-_Row = tuple[int, str, str | None, bytes | None, float]
+_Row = tuple[int, str, str | None, bytes | None, float, str]
 
 
 def _listener_scope(listener: str | None, within: str | None, column: str) -> tuple[str, list[Any]]:
@@ -135,6 +135,8 @@ class StoredEvent:
     event_json: str
     request_json: str | None
     received: float
+    #: The id as stored (``stored_text`` of the event's id): what a result's id must match.
+    event_id: str = ""
     _event: Event | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -222,11 +224,14 @@ class Store:
             self._checkpointer = None
         db, self._db = self._db, None
         if db is not None:
-            with self._translate("closing"):
-                try:
-                    db.execute("PRAGMA optimize")
-                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                finally:
+            try:
+                db.execute("PRAGMA optimize")
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error as exc:
+                # Housekeeping only (a full disk refuses it): every commit is already in the WAL.
+                log.warning("store housekeeping on close failed: %s", exc)
+            finally:
+                with self._translate("closing"):
                     db.close()
 
     def __enter__(self) -> Store:
@@ -266,7 +271,9 @@ class Store:
                     seq = cursor.lastrowid
                     assert seq is not None
                     stored.append(
-                        StoredEvent(seq, row[4], _request_json(row[5], row[6]), moment, event)
+                        StoredEvent(
+                            seq, row[4], _request_json(row[5], row[6]), moment, row[0], event
+                        )
                     )
         return stored
 
@@ -449,7 +456,8 @@ class Store:
         """
         if status is not None and status not in _STATUSES:
             raise UsageError(
-                f"unknown status {status!r}: use {', '.join(_STATUSES)}",
+                f"unknown status {status[:40]!r}: use {', '.join(_STATUSES)}",
+                hint="status is delivered, failed, or pending (with a listener)",
             )
         if status == "pending" and listener is None:
             raise UsageError(
@@ -816,6 +824,11 @@ def _event_row(event: Event, received: float, *, ascii_only: bool) -> tuple[Any,
     return (*keys, received, _compact(event.to_dict(), ascii_only=ascii_only), head, body)
 
 
+def stored_text(text: str) -> str:
+    """``text`` as the store keeps ids and names (lone surrogates replaced): compare with this."""
+    return _utf8(text)
+
+
 def _utf8(text: str) -> str:
     """``text``, with lone surrogates (legal in JSON escapes, not in UTF-8) replaced."""
     try:
@@ -833,8 +846,8 @@ def _request_json(head: str | None, body: bytes | None) -> str | None:
 
 
 def _stored(row: _Row) -> StoredEvent:
-    seq, event_json, head, body, received = row
-    return StoredEvent(seq, event_json, _request_json(head, body), received)
+    seq, event_json, head, body, received, event_id = row
+    return StoredEvent(seq, event_json, _request_json(head, body), received, event_id)
 
 
 def _delivery(row: tuple[Any, ...]) -> Delivery:
