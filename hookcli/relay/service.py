@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import ipaddress
 import logging
 import os
 import socket
@@ -134,7 +133,7 @@ def check_bind(host: str, tokens: Mapping[str, str]) -> None:
     ``--host``. On loopback it stays allowed: only this machine reaches the relay (and without
     any token the relay uses the local token).
     """
-    if _loopback(host):
+    if config.is_loopback(host):
         return
     if not tokens:
         raise ConfigError(
@@ -232,15 +231,6 @@ async def start_relay(settings: RelaySettings) -> RunningRelay:
     return RunningRelay(
         relay, url, info, db_path, runner, tasks, source, emulator, lock, local_token
     )
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _lock_store(db_path: Path) -> int:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import ipaddress
 import json
 import os
 import re
@@ -45,6 +44,7 @@ from botocore.exceptions import (
     TokenRetrievalError,
 )
 
+from hookcli.config import is_loopback
 from hookcli.errors import ConfigError, SourceError
 from hookcli.events import short_text
 
@@ -211,7 +211,9 @@ def session(settings: AwsSettings) -> boto3.session.Session:
 
 
 def _config_for(settings: AwsSettings, read_timeout: float) -> Config:
-    if settings.endpoint_url is not None and _is_loopback(settings.endpoint_url):
+    if settings.endpoint_url is not None and is_loopback(
+        urlsplit(settings.endpoint_url).hostname or ""
+    ):
         # The emulator in this process: it does not throttle, and a refused connection means it
         # stopped, so surface that after one retry. Never send loopback traffic through an
         # HTTP(S)_PROXY from the environment.
@@ -355,16 +357,6 @@ def _aws(iam_action: str, doing: str, settings: AwsSettings) -> Iterator[None]:
         yield
     except (BotoCoreError, ClientError) as exc:
         raise translate(exc, settings=settings, iam_action=iam_action, doing=doing) from exc
-
-
-def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 # -- names and ownership ---------------------------------------------------------------------

@@ -12,7 +12,6 @@ its options are known to be good.
 
 from __future__ import annotations
 
-import ipaddress
 import keyword
 import re
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 from urllib.parse import SplitResult, urlsplit
 
+from hookcli.config import is_loopback
 from hookcli.errors import UsageError
 from hookcli.events import Event, short_text
 
@@ -162,27 +162,13 @@ def parse_target_url(text: str, *, allow_remote: bool = False) -> SplitResult:
         raise UsageError(f"target {text!r}: bad port ({exc})", hint=hint) from exc
     if port == 0:
         raise UsageError(f"target {text!r}: port 0 is not a port anything listens on", hint=hint)
-    if not allow_remote and not is_loopback_host(host):
+    if not allow_remote and not is_loopback(host):
         raise UsageError(
             f"refusing to forward events to {host}: it is not a loopback address",
             hint="hook delivers only to localhost, 127.0.0.0/8 and ::1 by default; pass "
             "--allow-remote-target to deliver to another host.",
         )
     return parts._replace(path=parts.path or "/", fragment="")
-
-
-def is_loopback_host(host: str) -> bool:
-    """``localhost``, ``*.localhost`` (RFC 6761 6.3), 127.0.0.0/8 or ::1; nothing is resolved."""
-    name = host.strip("[]").rstrip(".").lower()
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        address = ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped.is_loopback
-    return address.is_loopback
 
 
 def parse_handler_spec(spec: str) -> tuple[Path, str]:
