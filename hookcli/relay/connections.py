@@ -353,16 +353,10 @@ class ConnectionGuard:
         conn = self._by_handler.get(request.protocol)
         if conn is None or conn.trusted:
             return
-        conn.trusted = True
         if conn in self._open:
-            self._untrusted[conn.address] -= 1
-            if not self._untrusted[conn.address]:
-                del self._untrusted[conn.address]
-        queue = self._evictable.get(conn.address)
-        if queue is not None:
-            queue.pop(conn, None)
-            if not queue:
-                del self._evictable[conn.address]
+            self._uncount_untrusted(conn)
+        conn.trusted = True
+        self._not_evictable(conn)
 
     # ------------------------------------------------------------------ closing
 
@@ -376,16 +370,22 @@ class ConnectionGuard:
         conn.counted = False
         self._open.pop(conn, None)
         if not conn.trusted:
-            self._untrusted[conn.address] -= 1
-            if not self._untrusted[conn.address]:
-                del self._untrusted[conn.address]
+            self._uncount_untrusted(conn)
+        self._not_evictable(conn)
+        if conn.inner is not None:
+            self._by_handler.pop(conn.inner, None)
+
+    def _uncount_untrusted(self, conn: _Connection) -> None:
+        self._untrusted[conn.address] -= 1
+        if not self._untrusted[conn.address]:
+            del self._untrusted[conn.address]
+
+    def _not_evictable(self, conn: _Connection) -> None:
         queue = self._evictable.get(conn.address)
         if queue is not None:
             queue.pop(conn, None)
             if not queue:
                 del self._evictable[conn.address]
-        if conn.inner is not None:
-            self._by_handler.pop(conn.inner, None)
 
     def _close(self, conn: _Connection) -> None:
         """Close quietly (FIN); dropped after ``LINGER`` if the client does not read."""
