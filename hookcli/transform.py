@@ -290,6 +290,13 @@ class InputTransformer:
         probe: list[str] = []
         position = 0
         for piece in self.pieces:
+            if not piece.quoted and self.template[piece.end :].lstrip().startswith(":"):
+                # API reference: "The placeholder cannot be used as an object key."
+                raise InvalidTransformError(
+                    f"InputTemplate: the placeholder <{piece.name}> cannot be used as an "
+                    "object key",
+                    hint='use placeholders as values: {"key": <value>}',
+                )
             probe.append(self.template[position : piece.start])
             probe.append("x" if piece.quoted else "null")
             position = piece.end
