@@ -355,3 +355,27 @@ def test_from_rule_errors_say_what_to_fix(
     done = run_hook(tmp_path, "listen", "--relay", running.url, "--target", "3000", *args)
     assert done.returncode in (2, 6), done.stderr
     assert expected in done.stderr and "Traceback" not in done.stderr
+
+
+def test_readme_transform_example_prints_the_documented_input(tmp_path: Path) -> None:
+    """The README's `hook transform test` line runs and prints the order summary."""
+    from test_readme import ROOT, hook_lines
+
+    (words,) = [w for w in hook_lines() if w[1:3] == ["transform", "test"]]
+    done = subprocess.run(
+        [sys.executable, "-m", "hookcli", *words[1:]],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=UNIT * 3,
+        cwd=ROOT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {
+        "order": "o-1042",
+        "total": 117.9,
+        "skus": ["BOOK-0451", "GIFT-WRAP", "LAMP-0007"],
+        "note": "gold customer, order o-1042",
+        "rule": "orders-to-fulfilment",
+    }
