@@ -379,3 +379,46 @@ def test_readme_transform_example_prints_the_documented_input(tmp_path: Path) ->
         "note": "gold customer, order o-1042",
         "rule": "orders-to-fulfilment",
     }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        # --exec: the input text on stdin, then a newline (as the event's JSON would be).
+        ("exec", '"RUNNING"\n'),
+        # --handler: the input decoded, as Lambda passes it; the context keeps the event id.
+        ("handler", "RUNNING"),
+    ],
+)
+def test_exec_and_handler_get_the_transformed_input(
+    tmp_path: Path,
+    relay: RunningRelay,
+    loop_thread: LoopThread,
+    hook: Callable[..., Hook],  # noqa: F811
+    kind: str,
+    expected: str,
+) -> None:
+    """Every target kind gets the same input: the command's stdin, the handler's event."""
+    out = tmp_path / "got.txt"
+    if kind == "exec":
+        target = ["--exec", f"cat > {out}"]
+    else:
+        (tmp_path / "app.py").write_text(
+            "import json, pathlib\n"
+            "def handler(event, context):\n"
+            f"    got = json.dumps([event, context.aws_request_id])\n"
+            f"    pathlib.Path({str(out)!r}).write_text(got)\n"
+        )
+        target = ["--handler", f"{tmp_path / 'app.py'}:handler"]
+    listener = hook(
+        *listen(relay.url, f"input-{kind}", *target, "--input-path", "$.detail.state", "--json")
+    )
+    listener.wait_ready()
+    event_id = commit(loop_thread, relay, state="RUNNING")
+    [result] = listener.wait_results(1)
+    assert result["status"] == "delivered", listener.describe()
+    if kind == "exec":
+        assert out.read_text() == expected
+    else:
+        assert json.loads(out.read_text()) == [expected, event_id]
