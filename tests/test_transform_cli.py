@@ -422,3 +422,21 @@ def test_exec_and_handler_get_the_transformed_input(
         assert out.read_text() == expected
     else:
         assert json.loads(out.read_text()) == [expected, event_id]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--from-rule", "r", "--source", "shop"], "--from-rule takes the pattern and the input"),
+        (["--from-rule", "r", "--input-path", "$.detail"], "--from-rule takes the pattern"),
+        (["--target-id", "t1"], "--bus and --target-id go with --from-rule RULE"),
+    ],
+    ids=["with-source", "with-input-path", "target-id-alone"],
+)
+def test_from_rule_option_mixups_exit_2_before_network_io(
+    tmp_path: Path, args: list[str], expected: str
+) -> None:
+    """--from-rule replaces the pattern and input options; mixing them is a usage error."""
+    done = run_hook(tmp_path, "listen", "--relay", "http://127.0.0.1:9", "--target", "3000", *args)
+    assert done.returncode == 2
+    assert expected in done.stderr
