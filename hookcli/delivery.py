@@ -13,11 +13,12 @@ import random
 import time
 import traceback
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hookcli.errors import TargetError
 from hookcli.events import Event
 from hookcli.targets import Outcome, Target, clip, first_line
+from hookcli.transform import RuleTarget, TransformError
 
 # 2**62 times any sane base delay is already far past max_delay; bounding the exponent keeps the
 # float arithmetic from overflowing on a huge attempt number.
@@ -70,13 +71,24 @@ async def deliver(
     on_attempt: Callable[[Attempt], None] | None = None,
     *,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    rule_target: RuleTarget | None = None,
 ) -> tuple[Outcome, int]:
     """Attempt delivery until delivered, not retryable, or out of retries.
 
     Returns the final outcome and the number of attempts made. TargetError (a target that
     cannot work at all) propagates; any other exception from the target is a failed,
-    non-retryable outcome carrying the exception text.
+    non-retryable outcome carrying the exception text. With ``rule_target``, the target gets
+    that rule target's input (InputPath, InputTransformer, Input) instead of the event; an
+    event the transformation cannot give an input for fails without an attempt.
     """
+    if rule_target is not None:
+        try:
+            event = with_input(event, rule_target)
+        except TransformError as exc:
+            outcome = Outcome(False, False, 0.0, None, str(exc), None, target.description)
+            if on_attempt is not None:
+                on_attempt(Attempt(event, 1, outcome, False, 0.0))
+            return outcome, 1
     attempt = 0
     while True:
         attempt += 1
@@ -101,3 +113,15 @@ async def _attempt(target: Target, event: Event, attempt: int, timeout: float) -
         error = first_line(f"{type(exc).__name__}: {exc}") or type(exc).__name__
         detail = clip(traceback.format_exc(), tail=True)
         return Outcome(False, False, latency_ms, None, error, detail, target.description)
+
+
+def with_input(event: Event, rule_target: RuleTarget) -> Event:
+    """``event`` carrying what the rule's target gets; raises TransformError if it gets nothing.
+
+    A webhook (``event.request`` set) is left alone: it is replayed byte for byte, and
+    InputPath/InputTransformer are settings of an EventBridge rule's target, which a webhook
+    never passed through.
+    """
+    if event.request is not None or rule_target.input.is_event:
+        return event
+    return replace(event, input=rule_target.render(event.to_dict()))

@@ -9,6 +9,7 @@ into these at the adapter edge (``raise SourceError(...) from exc``).
     ├── UsageError                 exit 2   bad option or argument value
     │   ├── InvalidPatternError    exit 2   EventBridge would reject the pattern
     │   ├── InvalidEventError      exit 2   not an EventBridge event
+    │   ├── InvalidTransformError  exit 2   EventBridge would reject the target's input settings
     │   └── ConfigError            exit 2   bad config file, env var or combination of options
     ├── RelayError                 exit 3   relay unreachable, disconnected, or answered badly
     │   ├── AuthError              exit 4   token missing or refused
@@ -52,6 +53,10 @@ class InvalidPatternError(UsageError):
 
 class InvalidEventError(UsageError):
     """Input that is not an EventBridge event (or not JSON)."""
+
+
+class InvalidTransformError(UsageError):
+    """An InputPath, Input or InputTransformer EventBridge would reject (PutTargets' reason)."""
 
 
 class ConfigError(UsageError):

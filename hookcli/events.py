@@ -107,6 +107,9 @@ class Event:
     version: str = "0"
     replay_name: str | None = None
     request: RawRequest | None = field(default=None, compare=False)
+    #: What the target gets instead of the event's JSON: a rule target's Input, InputPath or
+    #: InputTransformer result (``transform.py``). None: the event itself.
+    input: str | None = field(default=None, compare=False)
     #: ``to_json()``'s text, computed once: a target's body and a --json line share it.
     _json: str | None = field(default=None, init=False, compare=False, repr=False)
 
@@ -131,6 +134,10 @@ class Event:
         if self.replay_name is not None:
             data["replay-name"] = self.replay_name
         return data
+
+    def payload(self) -> str:
+        """The text a target receives: the transformed ``input`` if set, else ``to_json()``."""
+        return self.to_json() if self.input is None else self.input
 
     def to_json(self) -> str:
         """Compact JSON text of ``to_dict()`` (computed once per event)."""

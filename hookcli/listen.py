@@ -11,7 +11,7 @@ import contextlib
 import math
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +34,10 @@ from hookcli.protocol import (
     Subscribed,
     Welcome,
 )
+from hookcli.rules import RuleSource, load_rule
 from hookcli.targets import Notice as NoticeCallback
 from hookcli.targets import Outcome, Target, make_target
+from hookcli.transform import RuleTarget
 from hookcli.updates import (
     ConnectionState,
     Delivered,
@@ -97,6 +99,10 @@ class ListenSettings:
     pattern_change: PatternChange = "refuse"
     #: Seconds before the relay sends an unanswered event again; None: ``ack_wait_for``.
     ack_wait: float | None = None
+    #: What the target gets (--input-path, --input-transformer, --from-rule); None: the event.
+    rule_target: RuleTarget | None = None
+    #: --from-rule: read the pattern and rule_target from this rule once the relay is known.
+    from_rule: RuleSource | None = None
 
 
 def ack_wait_for(policy: RetryPolicy, window: int, concurrency: int) -> float:
@@ -172,6 +178,10 @@ async def listen(settings: ListenSettings, emit: Emit) -> None:
         compile_pattern(settings.pattern)  # invalid patterns fail before any network I/O
     target = settings.target.build(on_notice=lambda text, level="info": emit(Notice(text, level)))
     async with relay_for(settings.connection, emit) as connection:
+        if settings.from_rule is not None:
+            loaded = await load_rule(settings.from_rule, connection)
+            emit(Notice(loaded.summary))
+            settings = replace(settings, pattern=loaded.pattern, rule_target=loaded.rule_target)
         await target.start()
         try:
             warning = await target.probe()
@@ -323,7 +333,13 @@ class _Listener:
                 self.emit(Retry(seq, event, attempt.attempt, attempt.outcome, attempt.retry_in))
 
         try:
-            result = await deliver(self.target, event, self.settings.policy, on_attempt)
+            result = await deliver(
+                self.target,
+                event,
+                self.settings.policy,
+                on_attempt,
+                rule_target=self.settings.rule_target,
+            )
         except BaseException as exc:
             future.cancel()
             del self.running[event.id]

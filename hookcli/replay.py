@@ -17,6 +17,7 @@ from hookcli.errors import NotFoundError, UsageError
 from hookcli.events import Event, RawRequest, parse_event
 from hookcli.listen import TargetSpec
 from hookcli.protocol import Result
+from hookcli.transform import RuleTarget
 from hookcli.updates import Delivered, Notice, Retry, Update
 
 Emit = Callable[[Update], None]
@@ -38,6 +39,8 @@ class ReplaySettings:
     failed_listener: str | None = None
     since: str | None = None
     policy: RetryPolicy = field(default_factory=RetryPolicy)
+    #: What the target gets (--input-path, --input-transformer); None: the event.
+    rule_target: RuleTarget | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +97,9 @@ async def replay(
                     if attempt.will_retry:
                         emit(Retry(seq, event, attempt.attempt, attempt.outcome, attempt.retry_in))
 
-                outcome, attempts = await deliver(target, event, settings.policy, on_attempt)
+                outcome, attempts = await deliver(
+                    target, event, settings.policy, on_attempt, rule_target=settings.rule_target
+                )
                 emit(Delivered(seq, event, outcome, attempts))
                 result = Result(
                     seq=seq,

@@ -87,7 +87,7 @@ def _root(
 
 def _register() -> None:
     """Attach every command group; each module keeps its heavy imports inside its commands."""
-    from hookcli.cli import demo, events, listen, pattern, relay, replay, send
+    from hookcli.cli import demo, events, listen, pattern, relay, replay, send, transform
 
     listen.register(app)
     replay.register(app)
@@ -95,6 +95,7 @@ def _register() -> None:
     events.register(app)
     relay.register(app)
     pattern.register(app)
+    transform.register(app)
     demo.register(app)
 
 

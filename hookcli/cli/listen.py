@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from hookcli.cli import options as o
+from hookcli.cli import transform as t
 from hookcli.errors import HookError
 
 if TYPE_CHECKING:
@@ -128,6 +129,29 @@ def listen(
     ] = False,
     relay: o.Relay = None,
     token: o.Token = None,
+    input_path: t.InputPathOpt = None,
+    input_transformer: t.InputTransformerOpt = None,
+    from_rule: Annotated[
+        str | None,
+        typer.Option(
+            "--from-rule",
+            help="Listen with this EventBridge rule's pattern, and deliver what its target gets"
+            " (Input, InputPath or InputTransformer). Read from --bus, else the relay's bus.",
+            show_default=False,
+        ),
+    ] = None,
+    bus: Annotated[
+        str | None,
+        typer.Option("--bus", help="With --from-rule: the rule's bus on AWS.", show_default=False),
+    ] = None,
+    target_id: Annotated[
+        str | None,
+        typer.Option(
+            "--target-id",
+            help="With --from-rule: which of the rule's targets to imitate.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Deliver matching events to local code: an HTTP server, a command, or a Python handler.
 
@@ -143,9 +167,10 @@ def listen(
     from hookcli.listen import ListenSettings, TargetSpec
     from hookcli.listen import listen as run
 
+    name = name or o.default_name()
     settings = ListenSettings(
         connection=resolve(relay, token),
-        name=name or o.default_name(),
+        name=name,
         pattern=o.build_pattern(source, detail_type, pattern),
         target=TargetSpec(
             target,
@@ -162,6 +187,13 @@ def listen(
         concurrency=concurrency,
         exit_on_disconnect=exit_on_disconnect,
         pattern_change=o.parse_pattern_change(pattern_change),
+        rule_target=t.rule_target(input_path, input_transformer, name),
+        from_rule=t.rule_source(
+            from_rule,
+            bus,
+            target_id,
+            given=(source, detail_type, pattern, input_path, input_transformer),
+        ),
     )
     settings.target.build()  # a bad --target/--exec/--handler fails before any network I/O
     run_rendered("listen", as_json, verbose, lambda emit: run(settings, emit))

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from hookcli.cli import options as o
+from hookcli.cli import transform as t
 from hookcli.errors import DeliveryFailedError
 
 
@@ -53,6 +54,8 @@ def replay(
     ] = False,
     relay: o.Relay = None,
     token: o.Token = None,
+    input_path: t.InputPathOpt = None,
+    input_transformer: t.InputTransformerOpt = None,
 ) -> None:
     """Deliver stored events again, through the same delivery path and targets as `hook listen`.
 
@@ -77,6 +80,7 @@ def replay(
         failed_listener=listener,
         since=since,
         policy=RetryPolicy(retries=retries, timeout=timeout),
+        rule_target=t.rule_target(input_path, input_transformer, name or o.default_name()),
     )
     settings.target.build()
     summary = run_rendered(

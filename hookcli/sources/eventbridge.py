@@ -45,7 +45,7 @@ from botocore.exceptions import (
 )
 
 from hookcli.config import is_loopback
-from hookcli.errors import ConfigError, SourceError
+from hookcli.errors import ConfigError, SourceError, UsageError
 from hookcli.events import short_text
 
 if TYPE_CHECKING:
@@ -822,3 +822,70 @@ def put_events(settings: AwsSettings, entries: Sequence[Mapping[str, Any]]) -> l
                     str(answer.get("ErrorMessage") or "EventBridge returned no result for it"),
                 )
     return [results[index] for index in range(len(entries))]
+
+
+# -- reading a user's rule (hook listen --from-rule) -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RuleTargetInfo:
+    """An existing rule's pattern and one target's input settings, as EventBridge keeps them."""
+
+    name: str
+    arn: str
+    bus: str
+    #: The rule's EventPattern text (None: a schedule rule).
+    pattern: str | None
+    #: The chosen target as ListTargetsByRule returns it (Id, Arn, Input/InputPath/
+    #: InputTransformer); None when the rule has no target.
+    target: Mapping[str, Any] | None
+
+
+def read_rule(settings: AwsSettings, rule: str, target_id: str | None = None) -> RuleTargetInfo:
+    """DescribeRule and ListTargetsByRule for ``rule`` on ``settings.bus``; reads, never writes.
+
+    With several targets, ``target_id`` picks one; without it that is a UsageError listing the
+    ids. A rule hook cannot find is a SourceError saying which bus was searched.
+    """
+    events = events_client(settings)
+    bus = _bus_name(settings.bus)
+    try:
+        with _aws("events:DescribeRule", f"reading rule {rule} on bus {bus}", settings):
+            described = events.describe_rule(Name=rule, EventBusName=settings.bus)
+    except SourceError as exc:
+        if error_code(exc.__cause__) == "ResourceNotFoundException":
+            raise SourceError(
+                f"no rule {rule!r} on bus {bus!r}",
+                hint="check the name with `aws events list-rules --event-bus-name "
+                f"{bus}`; a rule on another bus needs --bus",
+            ) from exc.__cause__
+        raise
+    targets: list[Mapping[str, Any]] = []
+    with _aws("events:ListTargetsByRule", f"listing targets of rule {rule}", settings):
+        paginator = events.get_paginator("list_targets_by_rule")
+        for page in paginator.paginate(Rule=rule, EventBusName=settings.bus):
+            targets.extend(page.get("Targets", []))
+    chosen: Mapping[str, Any] | None = None
+    ids = [str(t.get("Id")) for t in targets]
+    if target_id is not None:
+        matching = [t for t in targets if t.get("Id") == target_id]
+        if not matching:
+            raise UsageError(
+                f"rule {rule!r} has no target {target_id!r}",
+                hint="its targets: " + (", ".join(ids) or "none"),
+            )
+        chosen = matching[0]
+    elif len(targets) == 1:
+        chosen = targets[0]
+    elif len(targets) > 1:
+        raise UsageError(
+            f"rule {rule!r} has {len(targets)} targets; say whose input to imitate",
+            hint="pass --target-id with one of: " + ", ".join(ids),
+        )
+    return RuleTargetInfo(
+        name=str(described.get("Name", rule)),
+        arn=str(described.get("Arn", "")),
+        bus=str(described.get("EventBusName") or bus),
+        pattern=described.get("EventPattern"),
+        target=chosen,
+    )

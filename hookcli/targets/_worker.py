@@ -117,7 +117,9 @@ def invoke(
 ) -> dict[str, Any]:
     """Call the handler once with its output captured; the reply frame for the parent."""
     event = request["event"]
-    context = LambdaContext(str(event.get("id", "")), function_name, float(request["timeout"]))
+    # The id comes apart from the event: a transformed input need not be an object.
+    event_id = request.get("id") or (event.get("id", "") if isinstance(event, dict) else "")
+    context = LambdaContext(str(event_id), function_name, float(request["timeout"]))
     _flush()
     scratch.seek(0)
     scratch.truncate()

@@ -93,7 +93,7 @@ class ExecTarget:
         try:
             stdin = transport.get_pipe_transport(0)
             assert isinstance(stdin, asyncio.WriteTransport)
-            stdin.write(event.to_json().encode() + b"\n")
+            stdin.write(event.payload().encode() + b"\n")
             stdin.close()  # after the buffered bytes are written: the command sees EOF
             done, _ = await asyncio.wait({run.exited}, timeout=timeout)
             timed_out = not done

@@ -124,7 +124,8 @@ class HandlerTarget:
             "type": "invoke",
             "attempt": attempt,
             "timeout": timeout,
-            "event": event.to_dict(),
+            "event": event.to_dict() if event.input is None else _decoded(event.input),
+            "id": event.id,
         }
         action = self.description
         started = time.perf_counter()
@@ -414,3 +415,11 @@ def _display(path: Path, base: Path | None = None) -> str:
 
 def _quiet(text: str, level: Literal["info", "warning"] = "info") -> None:
     """The notice callback when nobody listens."""
+
+
+def _decoded(text: str) -> Any:
+    """A transformed input as Lambda gets it: the JSON value, or the text if it is not JSON."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text

@@ -111,7 +111,7 @@ class HttpTarget:
                 "X-Hook-Event-Id": event.id,
                 "X-Hook-Attempt": str(attempt),
             }
-            body = event.to_json().encode()
+            body = event.payload().encode()
         else:
             method = request.method.upper() or "POST"
             url = self._replay_url(request)
