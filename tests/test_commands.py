@@ -795,6 +795,56 @@ def test_send_file_takes_both_line_shapes(
 
 
 @pytest.mark.parametrize(
+    "text",
+    [
+        json.dumps([{"source": "commands.doc", "detail-type": "A", "detail": {"k": 1}}], indent=2),
+        json.dumps({"source": "commands.doc", "detail-type": "A", "detail": {"k": 1}}, indent=2),
+    ],
+    ids=["array", "pretty-object"],
+)
+def test_send_file_takes_a_json_document(
+    text: str, local_relay: RunningRelay, env: dict[str, str], tmp_path: Path
+) -> None:
+    """--file also takes a JSON array of events or one pretty-printed event object."""
+    path = tmp_path / "event.json"
+    path.write_text(text + "\n", encoding="utf-8")
+    sent = hook(env, "send", "--file", str(path), "--json", "--relay", local_relay.url)
+    assert sent.code == 0, sent.stderr
+    [result] = sent.lines()
+    rows = arrived(local_relay, "commands.doc", 1)
+    assert {(r["event"]["id"], r["event"]["detail"]["k"]) for r in rows} >= {(result["id"], 1)}
+
+
+def test_pattern_test_events_agrees_with_what_the_relay_stored(
+    local_relay: RunningRelay, env: dict[str, str]
+) -> None:
+    """`pattern test --events F`: each line gets the verdict its stored event gets."""
+    from hookcli.patterns import compile_pattern
+
+    examples = Path(__file__).parent.parent / "examples"
+    sent = hook(env, "send", "--file", str(examples / "events.jsonl"), "--relay", local_relay.url)
+    assert sent.code == 0, sent.stderr
+    ids = [line["id"] for line in sent.lines()]
+    wait_until(
+        lambda: set(ids) <= {r["event"]["id"] for r in history(local_relay, limit=500)},
+        UNIT * 3,
+        "examples/events.jsonl stored",
+    )
+    stored = {r["event"]["id"]: r["event"] for r in history(local_relay, limit=500)}
+    pattern = '{"source": ["shop.payments"]}'
+    tested = hook(
+        env, "pattern", "test", pattern, "--events", str(examples / "events.jsonl"), "--json"
+    )
+    assert tested.code == 0, tested.stderr
+    expected = [compile_pattern(pattern).matches(stored[event_id]) for event_id in ids]
+    verdicts = tested.lines()
+    assert [(v["position"], v["match"]) for v in verdicts] == [
+        (f"line {n}", matched) for n, matched in enumerate(expected, 1)
+    ]
+    assert expected.count(True) == 1
+
+
+@pytest.mark.parametrize(
     ("bad", "line", "why"),
     [
         ('{"source": "commands.bad", "detail-type": "X"', 3, "JSON"),

@@ -561,3 +561,39 @@ def render_sent(
         ok = sum(1 for r in results if r.ok)
         sys.stderr.write(f"put {ok} of {len(results)} events on {target.description}\n")
     return results
+
+
+# ------------------------------------------------------------------ hook pattern test
+
+
+def render_verdicts(verdicts: Sequence[tuple[Any, bool, dict[str, Any]]], *, as_json: bool) -> None:
+    """One line per tested event: its position in the file, match or not, detail-type, source.
+
+    ``verdicts`` holds (Document or None for a lone EVENT, matched, the event tested). The
+    event's id is shown only when the file gave one (otherwise it is made up for the test).
+    Plain lines unless ``--json``, piped too: the exit code is the verdict scripts use.
+    """
+    json_mode = as_json
+    width = max((len(doc.position) for doc, _, _ in verdicts if doc is not None), default=0)
+    for doc, matched, event in verdicts:
+        verdict = "match" if matched else "no match"
+        if doc is None:
+            line = json.dumps({"match": matched}) if json_mode else verdict
+        else:
+            own_id = doc.value.get("id") if isinstance(doc.value.get("id"), str) else None
+            if json_mode:
+                data = {
+                    "position": doc.position or "event",
+                    "match": matched,
+                    "source": event.get("source"),
+                    "detail-type": event.get("detail-type"),
+                }
+                line = json.dumps({**data, "id": own_id} if own_id else data)
+            else:
+                label = f"{doc.position or 'event':<{width}}"
+                tail = f"  {own_id}" if own_id else ""
+                line = (
+                    f"{label}  {verdict:<8}  {short_text(event.get('detail-type'), 40)}"
+                    f"  {short_text(event.get('source'), 40)}{tail}"
+                )
+        sys.stdout.write(line + "\n")

@@ -30,7 +30,8 @@ def send(
         typer.Option(
             "--file",
             "-f",
-            help="JSONL: an event per line (PutEvents entry or EventBridge event); - for stdin.",
+            help="Events: JSON Lines, a JSON array or one JSON object, each a PutEvents entry "
+            "or an EventBridge event; - for stdin.",
         ),
     ] = None,
     bus: Annotated[
@@ -66,10 +67,10 @@ def send(
     """
     import asyncio
 
-    from hookcli.cli.inputs import open_lines, read_text
+    from hookcli.cli.inputs import read_documents, read_text
     from hookcli.cli.render import render_sent
     from hookcli.errors import DeliveryFailedError, UsageError
-    from hookcli.send import entries_from_lines, entry_from, resolve_target
+    from hookcli.send import entries_from_documents, entry_from, resolve_target
     from hookcli.send import send as put
 
     if file is not None and (source or detail_type):
@@ -77,7 +78,7 @@ def send(
     if file is None and not (source and detail_type):
         raise UsageError("give --source and --detail-type (and --detail), or --file events.jsonl")
     if file is not None:
-        entries = entries_from_lines(open_lines(file, "--file"), file)
+        entries = entries_from_documents(read_documents(file, "--file"), file)
     else:
         from hookcli.events import load_json_object
 
