@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any, NewType
 
 from hookcli.errors import InvalidEventError
+from hookcli.providers import provider_event_type
 
 EventId = NewType("EventId", str)
 
@@ -274,12 +275,16 @@ def event_from_request(
     channel: str,
     request: RawRequest,
     *,
-    detail_type: str,
+    detail_type: str | None,
     event_id: EventId,
     received: datetime,
     decoded_limit: int = DECODED_LIMIT,
 ) -> Event:
     """The envelope for a webhook: source ``webhook.<channel>``, the JSON body as ``detail``.
+
+    ``detail_type`` None means the sender's own event type when it is a well-known provider
+    (``providers.provider_event_type``: GitHub's ``X-GitHub-Event``, Stripe's ``type``, ...),
+    else ``webhook``.
 
     A body that is a JSON object becomes ``detail`` as is; other JSON goes under
     ``detail.body``; a non-JSON body leaves ``detail`` empty and lives only in ``request``.
@@ -295,6 +300,8 @@ def event_from_request(
             pass
         else:
             detail = body if isinstance(body, dict) else {"body": body}
+    if detail_type is None:
+        detail_type = provider_event_type(request, detail) or "webhook"
     return Event(
         id=event_id,
         source=f"webhook.{channel}",

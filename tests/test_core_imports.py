@@ -20,6 +20,7 @@ CORE = [
     "hookcli.events",
     "hookcli.patterns",
     "hookcli.protocol",
+    "hookcli.providers",
     "hookcli.updates",
 ]
 #: Third-party packages the core must never pull in.

@@ -386,11 +386,11 @@ class Relay:
             ),
             body=body,
         )
-        detail_type = request.headers.get(self.ingest.detail_type_header) or "webhook"
         event = event_from_request(
             channel,
             raw,
-            detail_type=detail_type,
+            # The configured header wins; without it, a well-known sender's own event type.
+            detail_type=request.headers.get(self.ingest.detail_type_header) or None,
             event_id=new_event_id(),
             received=datetime.now(UTC),
             # The runner does not decompress (auto_decompress=False), so ``body`` is the wire
