@@ -12,10 +12,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from hookcli.errors import InvalidEventError, RelayError, UsageError
+from hookcli.errors import AuthError, InvalidEventError, RelayError, UsageError
 from hookcli.events import Document
 
 if TYPE_CHECKING:
+    from hookcli.samples import Webhook
     from hookcli.sources.eventbridge import PutResult
 
 #: What the embedded relay's emulated bus stamps on events (moto's defaults, sources/emulator.py).
@@ -209,3 +210,45 @@ def _reindex(results: list[PutResult]) -> list[PutResult]:
     from dataclasses import replace
 
     return [replace(result, index=position) for position, result in enumerate(results)]
+
+
+async def post_webhook(
+    relay: str | None, token: str | None, channel: str, webhook: Webhook
+) -> dict[str, Any]:
+    """POST a webhook to the relay's ``/v1/ingest/<channel>`` as its provider would.
+
+    No bearer token is sent: ingest needs none, and it keeps every header it gets (a token
+    would be stored with the event). Returns the relay's answer (``id``, ``seq``) and ``url``.
+    """
+    import aiohttp
+
+    from hookcli.config import resolve
+
+    url = f"{resolve(relay, token).http_url}/v1/ingest/{channel}"
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session:
+            async with session.post(url, data=webhook.body, headers=list(webhook.headers)) as r:
+                text = await r.text()
+                status = r.status
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        raise RelayError(
+            f"no relay answers at {url}: {exc}",
+            hint="start one (`hook relay serve` or `hook listen`), or pass --relay",
+        ) from exc
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        raise RelayError(f"{url} answered HTTP {status} without JSON: is it a hook relay?")
+    if status == 401:
+        raise AuthError(
+            str(answer.get("error") or "signature check failed"),
+            hint="pass the channel's secret (its --ingest-secret on the relay) with --secret "
+            "or HOOK_SEND_SECRET",
+        )
+    if status >= 400:
+        raise RelayError(
+            str(answer.get("error") or f"HTTP {status} from {url}"), hint=answer.get("hint")
+        )
+    return {**answer, "url": url}

@@ -563,6 +563,46 @@ def render_sent(
     return results
 
 
+def render_posted(sample: str, answer: dict[str, Any], *, as_json: bool) -> None:
+    """A webhook sample POSTed to ingest: its event id (stdout) and where it went (stderr)."""
+    if use_json(as_json):
+        JsonRenderer._write(
+            sys.stdout,
+            {
+                "type": "sent",
+                "index": 0,
+                "id": answer.get("id"),
+                "ok": True,
+                "seq": answer.get("seq"),
+                "url": answer.get("url"),
+            },
+        )
+        return
+    sys.stdout.write(f"{answer.get('id')}\n")
+    sys.stderr.write(f"posted sample {sample} to {answer.get('url')}\n")
+
+
+def render_samples(samples: Sequence[Any], *, as_json: bool) -> None:
+    """``hook send --list-samples``: name, where it goes (bus or ingest), what it is."""
+    if use_json(as_json):
+        for sample in samples:
+            JsonRenderer._write(
+                sys.stdout,
+                {
+                    "type": "sample",
+                    "name": sample.name,
+                    "kind": sample.kind,
+                    "description": sample.description,
+                    "docs": sample.docs,
+                },
+            )
+        return
+    width = max((len(sample.name) for sample in samples), default=0)
+    for sample in samples:
+        where = "bus" if sample.kind == "eventbridge" else "ingest"
+        sys.stdout.write(f"{sample.name:<{width}}  {where:<6}  {sample.description}\n")
+
+
 # ------------------------------------------------------------------ hook pattern test
 
 
