@@ -637,3 +637,73 @@ def render_verdicts(verdicts: Sequence[tuple[Any, bool, dict[str, Any]]], *, as_
                     f"  {short_text(event.get('source'), 40)}{tail}"
                 )
         sys.stdout.write(line + "\n")
+
+
+# ------------------------------------------------------------------ hook relay serve activity
+
+
+def relay_activity_renderer(*, as_json: bool, stream: TextIO | None = None) -> Any:
+    """The callback ``hook relay serve`` gives the relay: one line per activity update.
+
+    Plain lines (time, what, who) or, with ``--json``, one JSON object per line; each line is
+    flushed, so a pipe or a log file sees it at once.
+    """
+    from hookcli.relay.activity import Connected, Received
+
+    def write(update: Any) -> None:
+        out = stream or sys.stdout
+        if as_json:
+            JsonRenderer._write(out, _activity_json(update))
+            out.flush()
+            return
+        clock = datetime.fromtimestamp(update.at).strftime("%H:%M:%S")
+        if isinstance(update, Received):
+            text = (
+                f"received   #{update.seq}  {short_text(update.detail_type, 40)}  "
+                f"{short_text(update.source, 40)}  {update.id[:8]}  {_size(update.size)}"
+                f" via {update.via}"
+            )
+        elif isinstance(update, Connected):
+            verb = "resumed" if update.resumed else "connected"
+            text = (
+                f"{verb:<9}  {update.name} ({update.mode}) from seq {update.start}, "
+                f"{update.waiting} waiting"
+            )
+        else:
+            text = f"left       {update.name} ({update.mode}): {update.reason}"
+        out.write(f"{clock}  {text}\n")
+        out.flush()
+
+    return write
+
+
+def _activity_json(update: Any) -> dict[str, Any]:
+    """The ``--json`` object for one relay activity update."""
+    from hookcli.relay.activity import Connected, Received
+
+    when = datetime.fromtimestamp(update.at).astimezone().isoformat(timespec="milliseconds")
+    if isinstance(update, Received):
+        return {
+            "type": "received", "time": when, "seq": update.seq, "id": update.id,
+            "source": update.source, "detail-type": update.detail_type, "size": update.size,
+            "via": update.via,
+        }  # fmt: skip
+    if isinstance(update, Connected):
+        return {
+            "type": "resumed" if update.resumed else "connected", "time": when,
+            "listener": update.name, "mode": update.mode, "from": update.start,
+            "head": update.head, "waiting": update.waiting,
+        }  # fmt: skip
+    return {
+        "type": "left", "time": when, "listener": update.name, "mode": update.mode,
+        "reason": update.reason,
+    }  # fmt: skip
+
+
+def _size(size: int) -> str:
+    """Bytes for a person: ``512 B``, ``4.2 KiB``, ``1.0 MiB``."""
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.1f} KiB"
+    return f"{size / 1024 / 1024:.1f} MiB"
