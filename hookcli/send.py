@@ -44,7 +44,7 @@ class Bus:
 
 def entry_from(value: Mapping[str, Any], where: str) -> dict[str, Any]:
     """A PutEvents entry from either a PutEvents-shaped or an EventBridge-shaped object."""
-    if _is_put_entry(value):
+    if is_put_entry(value):
         unknown = set(value) - _PUT_KEYS
         if unknown:
             raise InvalidEventError(f"{where}: unknown PutEvents field(s) {sorted(unknown)}")
@@ -86,7 +86,7 @@ def entry_from(value: Mapping[str, Any], where: str) -> dict[str, Any]:
     return entry
 
 
-def _is_put_entry(value: Mapping[str, Any]) -> bool:
+def is_put_entry(value: Mapping[str, Any]) -> bool:
     """PutEvents-shaped (``Source``/``DetailType``/``Detail``) rather than an EventBridge event."""
     return any(key in value for key in ("Source", "DetailType", "Detail"))
 
@@ -132,7 +132,7 @@ def as_stored(document: Document, name: str, *, event_id: str, time: str) -> dic
     value = document.value
     entry = entry_from(value, document.where(name))
     envelope = envelope_from(entry, event_id=event_id, time=time)
-    if not _is_put_entry(value):
+    if not is_put_entry(value):
         for key in ("id", "account", "region", "time", "version"):
             if isinstance(value.get(key), str) and value[key]:
                 envelope[key] = value[key]

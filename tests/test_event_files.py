@@ -107,3 +107,11 @@ def test_pattern_test_events_none_matched_exits_1(tmp_path: Path) -> None:
     assert json.loads(result.stdout) == {
         "position": "event", "match": False, "source": "shop.orders", "detail-type": "Order Placed",
     }  # fmt: skip
+
+
+def test_pattern_test_takes_a_put_entry_as_event() -> None:
+    """A lone PutEvents-shaped EVENT is tested as the event the bus makes of it."""
+    result = CliRunner().invoke(
+        app, ["pattern", "test", '{"detail": {"amount": [25]}}', json.dumps(PUT)]
+    )
+    assert (result.exit_code, result.stdout) == (0, "match\n")

@@ -47,20 +47,22 @@ def test(
     from datetime import UTC, datetime
 
     from hookcli.cli.render import render_verdicts
-    from hookcli.events import format_time, load_json_object, new_event_id
+    from hookcli.events import Document, format_time, load_json_object, new_event_id
     from hookcli.patterns import compile_pattern
-    from hookcli.send import as_stored
+    from hookcli.send import as_stored, is_put_entry
 
     if (event is None) == (events is None):
         raise InvalidEventError("give exactly one of EVENT or --events FILE")
     compiled = compile_pattern(read_text(pattern, "pattern"))
+    now = format_time(datetime.now(UTC))
     if event is not None:
         document = load_json_object(read_text(event, "event"), "event")
+        if is_put_entry(document):  # a PutEvents entry: test the event the bus makes of it
+            document = as_stored(Document("", document), "event", event_id=new_event_id(), time=now)
         matched = compiled.matches(document)
         render_verdicts([(None, matched, document)], as_json=as_json)
         raise typer.Exit(0 if matched else 1)
     assert events is not None
-    now = format_time(datetime.now(UTC))
     stored = [
         (doc, as_stored(doc, events, event_id=new_event_id(), time=now))
         for doc in read_documents(events, "--events")

@@ -135,7 +135,9 @@ def serve(
         str,
         typer.Option(
             "--detail-type-header",
-            help="Header whose value becomes an ingested event's detail-type.",
+            help="Header whose value becomes an ingested event's detail-type. Without it, "
+            "webhooks from GitHub, Stripe, Shopify, Slack, ... get their own event type, "
+            "others 'webhook'.",
         ),
     ] = "X-Hook-Detail-Type",
     ingest_only: Annotated[
