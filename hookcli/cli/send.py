@@ -127,6 +127,10 @@ def send(
     if sum(x is not None for x in (file, sample)) + bool(source or detail_type) > 1:
         raise UsageError("--file, --sample and --source/--detail-type exclude each other")
     hook_request = _webhook_sample(sample, secret, provider_secret) if sample else None
+    if hook_request is None and channel is not None:
+        raise UsageError(
+            "--channel is for webhook samples", hint="see which are: hook send --list-samples"
+        )
     if hook_request is not None:
         assert sample is not None
         where = channel or hook_request.provider
