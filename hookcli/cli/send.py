@@ -63,7 +63,8 @@ def send(
         typer.Option(
             "--sample",
             help="Send a ready-made sample event (see --list-samples): AWS service events go on "
-            "the bus, provider webhooks are POSTed to the relay's ingest, fresh ids each time.",
+            "the bus (the local emulated one: a real bus refuses aws.* sources from PutEvents), "
+            "provider webhooks are POSTed to the relay's ingest; fresh ids each time.",
             show_default=False,
         ),
     ] = None,
