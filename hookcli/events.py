@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any, NewType
 
 from hookcli.errors import InvalidEventError
+from hookcli.providers import provider_event_type
 
 EventId = NewType("EventId", str)
 
@@ -205,6 +206,68 @@ def load_json_object(data: str | bytes, what: str) -> dict[str, Any]:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One JSON object read from an events file, and where it was (``line 3``, ``entry 2``)."""
+
+    position: str
+    value: dict[str, Any]
+
+    def where(self, name: str) -> str:
+        """``name`` and the position, for error messages: ``events.jsonl line 3``."""
+        return f"{name} {self.position}" if self.position else name
+
+
+def split_documents(text: str, name: str) -> list[Document]:
+    """The objects in an events file: JSON Lines, a JSON array, or one (pretty-printed) object.
+
+    A first non-blank line that is a JSON object on its own means JSON Lines (one per line,
+    blank lines skipped); anything else is read as one JSON document. Errors name the file and
+    the line or entry, and a document's error says where in it (line and column), so a
+    pretty-printed event is never reported as "line 1 is not valid JSON".
+    """
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if not lines:
+        return []
+    if _is_object(lines[0][1]):
+        return [
+            Document(f"line {n}", load_json_object(line, f"{name} line {n}")) for n, line in lines
+        ]
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidEventError(
+            f"{name} is neither JSON Lines nor one JSON document: {exc.msg} at line "
+            f"{exc.lineno} column {exc.colno}",
+            hint="give one event object per line, a JSON array of events, or one event object",
+        ) from exc
+    except (ValueError, RecursionError) as exc:
+        raise InvalidEventError(f"{name} is not valid JSON: {exc}") from exc
+    if isinstance(value, dict):
+        return [Document("", value)]
+    if not isinstance(value, list):
+        raise InvalidEventError(
+            f"{name} must hold event objects, not {type(value).__name__}",
+            hint="give one event object per line, a JSON array of events, or one event object",
+        )
+    documents = []
+    for n, item in enumerate(value, 1):
+        if not isinstance(item, dict):
+            raise InvalidEventError(
+                f"{name} entry {n} must be a JSON object, not {type(item).__name__}"
+            )
+        documents.append(Document(f"entry {n}", item))
+    return documents
+
+
+def _is_object(line: str) -> bool:
+    """Whether one line is a complete JSON object by itself (JSON Lines' first line)."""
+    try:
+        return isinstance(json.loads(line), dict)
+    except (ValueError, RecursionError):
+        return False
+
+
 def new_event_id() -> EventId:
     """A fresh event id in EventBridge's format (a UUID)."""
     return EventId(str(uuid.uuid4()))
@@ -219,12 +282,16 @@ def event_from_request(
     channel: str,
     request: RawRequest,
     *,
-    detail_type: str,
+    detail_type: str | None,
     event_id: EventId,
     received: datetime,
     decoded_limit: int = DECODED_LIMIT,
 ) -> Event:
     """The envelope for a webhook: source ``webhook.<channel>``, the JSON body as ``detail``.
+
+    ``detail_type`` None means the sender's own event type when it is a well-known provider
+    (``providers.provider_event_type``: GitHub's ``X-GitHub-Event``, Stripe's ``type``, ...),
+    else ``webhook``.
 
     A body that is a JSON object becomes ``detail`` as is; other JSON goes under
     ``detail.body``; a non-JSON body leaves ``detail`` empty and lives only in ``request``.
@@ -240,6 +307,8 @@ def event_from_request(
             pass
         else:
             detail = body if isinstance(body, dict) else {"body": body}
+    if detail_type is None:
+        detail_type = provider_event_type(request, detail) or "webhook"
     return Event(
         id=event_id,
         source=f"webhook.{channel}",

@@ -12,11 +12,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from hookcli.errors import InvalidEventError, RelayError, UsageError
+from hookcli.errors import AuthError, InvalidEventError, RelayError, UsageError
+from hookcli.events import Document
 
 if TYPE_CHECKING:
+    from hookcli.samples import Webhook
     from hookcli.sources.eventbridge import PutResult
 
+#: What the embedded relay's emulated bus stamps on events (moto's defaults, sources/emulator.py).
+LOCAL_ACCOUNT = "123456789012"
+LOCAL_REGION = "us-east-1"
 _PUT_KEYS = {"Source", "DetailType", "Detail", "Resources", "Time", "EventBusName", "TraceHeader"}
 
 
@@ -39,7 +44,7 @@ class Bus:
 
 def entry_from(value: Mapping[str, Any], where: str) -> dict[str, Any]:
     """A PutEvents entry from either a PutEvents-shaped or an EventBridge-shaped object."""
-    if any(key in value for key in ("Source", "DetailType", "Detail")):
+    if is_put_entry(value):
         unknown = set(value) - _PUT_KEYS
         if unknown:
             raise InvalidEventError(f"{where}: unknown PutEvents field(s) {sorted(unknown)}")
@@ -81,14 +86,57 @@ def entry_from(value: Mapping[str, Any], where: str) -> dict[str, Any]:
     return entry
 
 
-def entries_from_lines(lines: Sequence[tuple[int, str]], name: str) -> list[dict[str, Any]]:
-    """PutEvents entries from JSONL lines; the first bad line is an error naming its number."""
-    from hookcli.events import load_json_object
+def is_put_entry(value: Mapping[str, Any]) -> bool:
+    """PutEvents-shaped (``Source``/``DetailType``/``Detail``) rather than an EventBridge event."""
+    return any(key in value for key in ("Source", "DetailType", "Detail"))
 
-    return [
-        entry_from(load_json_object(text, f"{name} line {n}"), f"{name} line {n}")
-        for n, text in lines
-    ]
+
+def entries_from_documents(documents: Sequence[Document], name: str) -> list[dict[str, Any]]:
+    """PutEvents entries from an events file's objects; the first bad one is an error naming it."""
+    return [entry_from(doc.value, doc.where(name)) for doc in documents]
+
+
+def envelope_from(
+    entry: Mapping[str, Any],
+    *,
+    event_id: str,
+    time: str,
+    account: str = LOCAL_ACCOUNT,
+    region: str = LOCAL_REGION,
+) -> dict[str, Any]:
+    """The EventBridge event a bus makes of a PutEvents entry: what the relay stores and matches.
+
+    EventBridge fills id, account, region and (unless the entry has ``Time``) time, and parses
+    ``Detail`` into an object (PutEvents API reference, PutEventsRequestEntry).
+    """
+    return {
+        "version": "0",
+        "id": event_id,
+        "detail-type": entry["DetailType"],
+        "source": entry["Source"],
+        "account": account,
+        "time": entry.get("Time") or time,
+        "region": region,
+        "resources": list(entry.get("Resources", [])),
+        "detail": json.loads(entry["Detail"]),
+    }
+
+
+def as_stored(document: Document, name: str, *, event_id: str, time: str) -> dict[str, Any]:
+    """The event the relay would store for one object of an events file sent with ``send --file``.
+
+    Either shape (PutEvents entry or EventBridge event) goes through ``entry_from``, as
+    ``hook send`` does, then gets the envelope the bus adds. An EventBridge-shaped object's own
+    id, account, region and time are kept: it is usually a captured real event.
+    """
+    value = document.value
+    entry = entry_from(value, document.where(name))
+    envelope = envelope_from(entry, event_id=event_id, time=time)
+    if not is_put_entry(value):
+        for key in ("id", "account", "region", "time", "version"):
+            if isinstance(value.get(key), str) and value[key]:
+                envelope[key] = value[key]
+    return envelope
 
 
 async def resolve_target(
@@ -162,3 +210,45 @@ def _reindex(results: list[PutResult]) -> list[PutResult]:
     from dataclasses import replace
 
     return [replace(result, index=position) for position, result in enumerate(results)]
+
+
+async def post_webhook(
+    relay: str | None, token: str | None, channel: str, webhook: Webhook
+) -> dict[str, Any]:
+    """POST a webhook to the relay's ``/v1/ingest/<channel>`` as its provider would.
+
+    No bearer token is sent: ingest needs none, and it keeps every header it gets (a token
+    would be stored with the event). Returns the relay's answer (``id``, ``seq``) and ``url``.
+    """
+    import aiohttp
+
+    from hookcli.config import resolve
+
+    url = f"{resolve(relay, token).http_url}/v1/ingest/{channel}"
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session:
+            async with session.post(url, data=webhook.body, headers=list(webhook.headers)) as r:
+                text = await r.text()
+                status = r.status
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        raise RelayError(
+            f"no relay answers at {url}: {exc}",
+            hint="start one (`hook relay serve` or `hook listen`), or pass --relay",
+        ) from exc
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        raise RelayError(f"{url} answered HTTP {status} without JSON: is it a hook relay?")
+    if status == 401:
+        raise AuthError(
+            str(answer.get("error") or "signature check failed"),
+            hint="pass the channel's secret (its --ingest-secret on the relay) with --secret "
+            "or HOOK_SEND_SECRET",
+        )
+    if status >= 400:
+        raise RelayError(
+            str(answer.get("error") or f"HTTP {status} from {url}"), hint=answer.get("hint")
+        )
+    return {**answer, "url": url}

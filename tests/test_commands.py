@@ -9,7 +9,10 @@ checked under a pseudo-terminal. Nothing of hook's own is mocked; only env vars 
 
 from __future__ import annotations
 
+import base64
 import fcntl
+import hashlib
+import hmac
 import json
 import os
 import pty
@@ -792,6 +795,122 @@ def test_send_file_takes_both_line_shapes(
         row["event"]["id"]: (row["event"]["detail-type"], row["event"]["detail"]) for row in rows
     }
     assert got == {results[0]["id"]: ("Put", {"k": 1}), results[1]["id"]: ("Bridge", {"k": 2})}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        json.dumps([{"source": "commands.doc", "detail-type": "A", "detail": {"k": 1}}], indent=2),
+        json.dumps({"source": "commands.doc", "detail-type": "A", "detail": {"k": 1}}, indent=2),
+    ],
+    ids=["array", "pretty-object"],
+)
+def test_send_file_takes_a_json_document(
+    text: str, local_relay: RunningRelay, env: dict[str, str], tmp_path: Path
+) -> None:
+    """--file also takes a JSON array of events or one pretty-printed event object."""
+    path = tmp_path / "event.json"
+    path.write_text(text + "\n", encoding="utf-8")
+    sent = hook(env, "send", "--file", str(path), "--json", "--relay", local_relay.url)
+    assert sent.code == 0, sent.stderr
+    [result] = sent.lines()
+    rows = arrived(local_relay, "commands.doc", 1)
+    assert {(r["event"]["id"], r["event"]["detail"]["k"]) for r in rows} >= {(result["id"], 1)}
+
+
+def test_pattern_test_events_agrees_with_what_the_relay_stored(
+    local_relay: RunningRelay, env: dict[str, str]
+) -> None:
+    """`pattern test --events F`: each line gets the verdict its stored event gets."""
+    from hookcli.patterns import compile_pattern
+
+    examples = Path(__file__).parent.parent / "examples"
+    sent = hook(env, "send", "--file", str(examples / "events.jsonl"), "--relay", local_relay.url)
+    assert sent.code == 0, sent.stderr
+    ids = [line["id"] for line in sent.lines()]
+    wait_until(
+        lambda: set(ids) <= {r["event"]["id"] for r in history(local_relay, limit=500)},
+        UNIT * 3,
+        "examples/events.jsonl stored",
+    )
+    stored = {r["event"]["id"]: r["event"] for r in history(local_relay, limit=500)}
+    pattern = '{"source": ["shop.payments"]}'
+    tested = hook(
+        env, "pattern", "test", pattern, "--events", str(examples / "events.jsonl"), "--json"
+    )
+    assert tested.code == 0, tested.stderr
+    expected = [compile_pattern(pattern).matches(stored[event_id]) for event_id in ids]
+    verdicts = tested.lines()
+    assert [(v["position"], v["match"]) for v in verdicts] == [
+        (f"line {n}", matched) for n, matched in enumerate(expected, 1)
+    ]
+    assert expected.count(True) == 1
+
+
+def test_send_aws_sample_arrives_through_the_bus(
+    local_relay: RunningRelay, env: dict[str, str]
+) -> None:
+    """`hook send --sample s3-object-created` puts an S3 Object Created event on the bus."""
+    sent = hook(env, "send", "--sample", "s3-object-created", "--relay", local_relay.url)
+    assert sent.code == 0, sent.stderr
+    [line] = sent.lines()
+    [row] = [r for r in arrived(local_relay, "aws.s3", 1) if r["event"]["id"] == line["id"]]
+    assert row["event"]["detail-type"] == "Object Created"
+    assert row["event"]["detail"]["bucket"] == {"name": "amzn-s3-demo-bucket"}
+
+
+@pytest.fixture(scope="module")
+def signed_relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRelay]:
+    """An ingest-only relay whose ``github`` channel requires X-Hook-Signature."""
+    from hookcli.relay.server import IngestSettings
+
+    thread = LoopThread()
+    settings = RelaySettings(
+        name="hook-signed",
+        port=0,
+        data_dir=tmp_path_factory.mktemp("signed"),
+        source=False,
+        ingest=IngestSettings(secrets={"github": "channel-secret"}),
+    )
+    running = thread.run(start_relay(settings), timeout=UNIT * 6)
+    try:
+        yield running
+    finally:
+        thread.run(running.stop())
+        thread.stop()
+
+
+def test_send_github_sample_signed_for_the_channel_and_the_app(
+    signed_relay: RunningRelay, env: dict[str, str]
+) -> None:
+    """A GitHub push sample passes the channel's check, is a `push`, and its GitHub signature
+    verifies with --provider-secret."""
+    sent = hook(
+        {**env, "HOOK_SEND_SECRET": "channel-secret"}, "send", "--sample", "github-push",
+        "--provider-secret", "app-secret", "--relay", signed_relay.url,
+    )  # fmt: skip
+    assert sent.code == 0, sent.stderr
+    [line] = sent.lines()
+    stored = record(signed_relay, line["id"])
+    assert (stored["event"]["source"], stored["event"]["detail-type"]) == (
+        "webhook.github",
+        "push",
+    )
+    body = base64.b64decode(stored["request"]["body_b64"])
+    headers = {k.lower(): v for k, v in stored["request"]["headers"]}
+    digest = hmac.new(b"app-secret", body, hashlib.sha256).hexdigest()
+    assert headers["x-hub-signature-256"] == f"sha256={digest}"
+    assert "authorization" not in headers
+
+
+def test_send_webhook_sample_without_the_channel_secret_exits_4(
+    signed_relay: RunningRelay, env: dict[str, str]
+) -> None:
+    """Without --secret the channel refuses the sample: exit 4 and a hint naming --secret."""
+    sent = hook(env, "send", "--sample", "github-push", "--relay", signed_relay.url)
+    assert sent.code == 4
+    assert sent.stderr.startswith("Error: signature check failed for channel 'github'")
+    assert "--secret" in sent.stderr
 
 
 @pytest.mark.parametrize(

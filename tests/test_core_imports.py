@@ -20,6 +20,7 @@ CORE = [
     "hookcli.events",
     "hookcli.patterns",
     "hookcli.protocol",
+    "hookcli.providers",
     "hookcli.transform",
     "hookcli.updates",
 ]

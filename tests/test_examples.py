@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from hookcli.cli.inputs import open_lines
+from hookcli.cli.inputs import read_documents
 from hookcli.relay.service import RunningRelay
-from hookcli.send import entries_from_lines
+from hookcli.send import entries_from_documents
 
 from conftest import UNIT, wait_until
 
@@ -137,7 +137,7 @@ def test_example_app_verifies_replayed_webhooks(
 def test_example_events_file_parses() -> None:
     """examples/events.jsonl mixes both line shapes and every line is a valid entry."""
     path = ROOT / "examples" / "events.jsonl"
-    entries = entries_from_lines(open_lines(str(path), "--file"), path.name)
+    entries = entries_from_documents(read_documents(str(path), "--file"), path.name)
     assert len(entries) == 5
     assert {e["Source"] for e in entries} == {"shop.orders", "shop.payments", "shop.shipping"}
     assert all(isinstance(json.loads(e["Detail"]), dict) for e in entries)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hookcli.cli.inputs import open_lines, parse_duration, parse_size, read_text
+from hookcli.cli.inputs import parse_duration, parse_size, read_documents, read_text
 from hookcli.errors import UsageError
 
 
@@ -74,36 +74,41 @@ def test_read_text_dash_without_stdin(monkeypatch: pytest.MonkeyPatch, state: st
         read_text("-", "event")
 
 
-# --- open_lines --------------------------------------------------------------------------------
+# --- read_documents ----------------------------------------------------------------------------
 
 JSONL = '{"n": 1}\n\n   \n{"n": 2}\r\n\t\n{"n": 3}'
 
 
-def test_open_lines_skips_blanks_with_line_numbers(tmp_path: Path) -> None:
+def test_read_documents_skips_blanks_with_line_numbers(tmp_path: Path) -> None:
     """Blank lines are skipped; the rest keep their 1-based line numbers."""
     path = tmp_path / "events.jsonl"
     path.write_text(JSONL)
-    assert open_lines(str(path), "--events") == [(1, '{"n": 1}'), (4, '{"n": 2}'), (6, '{"n": 3}')]
+    documents = read_documents(str(path), "--events")
+    assert [(d.position, d.value) for d in documents] == [
+        ("line 1", {"n": 1}),
+        ("line 4", {"n": 2}),
+        ("line 6", {"n": 3}),
+    ]
 
 
-def test_open_lines_dash_reads_stdin(stdin: io.StringIO) -> None:
-    """``-`` reads the lines from standard input."""
+def test_read_documents_dash_reads_stdin(stdin: io.StringIO) -> None:
+    """``-`` reads the events from standard input."""
     stdin.write(JSONL)
     stdin.seek(0)
-    assert [n for n, _ in open_lines("-", "--events")] == [1, 4, 6]
+    assert [d.position for d in read_documents("-", "--events")] == ["line 1", "line 4", "line 6"]
 
 
-def test_open_lines_missing_file(tmp_path: Path) -> None:
-    """A missing JSONL file is a UsageError naming it."""
+def test_read_documents_missing_file(tmp_path: Path) -> None:
+    """A missing events file is a UsageError naming it."""
     with pytest.raises(UsageError, match="--events: no such file"):
-        open_lines(str(tmp_path / "none.jsonl"), "--events")
+        read_documents(str(tmp_path / "none.jsonl"), "--events")
 
 
-def test_open_lines_empty_file(tmp_path: Path) -> None:
-    """An empty file has no lines."""
+def test_read_documents_empty_file(tmp_path: Path) -> None:
+    """An empty file has no events."""
     path = tmp_path / "empty.jsonl"
     path.write_text("\n\n")
-    assert open_lines(str(path), "--events") == []
+    assert read_documents(str(path), "--events") == []
 
 
 # --- parse_duration ----------------------------------------------------------------------------

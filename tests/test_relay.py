@@ -127,6 +127,32 @@ def test_ingest_reaches_a_listener_with_raw_request(tmp_path: Path) -> None:
     run(main())
 
 
+def test_ingest_names_a_github_webhook_by_its_event(tmp_path: Path) -> None:
+    """A GitHub push gets detail-type ``push`` (X-GitHub-Event), so a ``push`` pattern gets it."""
+
+    async def main() -> None:
+        relay = await started(tmp_path)
+        try:
+            ws, _ = await subscribe(relay, pattern={"detail-type": ["push"]}, start="now")
+            async with aiohttp.ClientSession() as s:
+                for event in ("ping", "push"):
+                    async with s.post(
+                        f"{relay.url}/v1/ingest/github",
+                        data=b'{"ref": "refs/heads/main"}',
+                        headers={"X-GitHub-Event": event, "Content-Type": "application/json"},
+                    ) as r:
+                        assert r.status == 202
+                        pushed = await r.json()
+            message = await next_of(ws)
+            assert message["event"]["id"] == pushed["id"]
+            assert message["event"]["detail-type"] == "push"
+            await ws.close()
+        finally:
+            await relay.stop()
+
+    run(main())
+
+
 def test_resume_last_gets_exactly_the_unanswered(tmp_path: Path) -> None:
     """After a disconnect, `last` resends what was not answered and nothing that was."""
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from hookcli.errors import UsageError
+from hookcli.events import Document, split_documents
 
 
 def read_text(value: str, what: str) -> str:
@@ -26,10 +27,10 @@ def read_text(value: str, what: str) -> str:
     return value
 
 
-def open_lines(path: str, what: str) -> list[tuple[int, str]]:
-    """Non-blank lines of a JSONL file (or ``-`` for stdin) with their 1-based line numbers."""
+def read_documents(path: str, what: str) -> list[Document]:
+    """The event objects in a file (or ``-`` for stdin): JSON Lines, a JSON array or one object."""
     text = read_text(path if path == "-" else "@" + path, what)
-    return [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    return split_documents(text, "stdin" if path == "-" else path)
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

@@ -135,7 +135,9 @@ def serve(
         str,
         typer.Option(
             "--detail-type-header",
-            help="Header whose value becomes an ingested event's detail-type.",
+            help="Header whose value becomes an ingested event's detail-type. Without it, "
+            "webhooks from GitHub, Stripe, Shopify, Slack, ... get their own event type, "
+            "others 'webhook'.",
         ),
     ] = "X-Hook-Detail-Type",
     ingest_only: Annotated[
@@ -204,8 +206,23 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", "-q", help="Print only the banner: no line per event or listener."),
+    ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Activity as one JSON object per line on stdout (the banner goes to stderr).",
+        ),
+    ] = False,
 ) -> None:
     """Run the relay: poll the bus's queue and /v1/ingest, keep every event, stream to listeners.
+
+    After its banner it prints a line per event received (time, seq, detail-type, source, short
+    id, size) and per listener connecting, resuming (from which seq, how many events after
+    it) or leaving (why); -q for none, --json for JSON lines.
 
     With --bus it ensures (idempotently) an SQS queue and a rule on that bus, tagged
     hook:relay=NAME. Without --bus it starts an emulated EventBridge + SQS on loopback (moto),
@@ -268,7 +285,7 @@ def serve(
     )
     import asyncio
 
-    asyncio.run(_serve(settings))
+    asyncio.run(_serve(settings, quiet=quiet, as_json=as_json))
 
 
 def _secrets(values: list[str]) -> dict[str, str]:
@@ -281,21 +298,22 @@ def _secrets(values: list[str]) -> dict[str, str]:
     return secrets
 
 
-async def _serve(settings: object) -> None:
+async def _serve(settings: object, *, quiet: bool, as_json: bool) -> None:
     import asyncio
     import signal
 
-    from hookcli.cli.render import print_lines
+    from hookcli.cli.render import print_lines, relay_activity_renderer
     from hookcli.relay.service import RelaySettings, banner, start_relay
 
     assert isinstance(settings, RelaySettings)
     _configure_logging()
-    running = await start_relay(settings)
+    activity = None if quiet else relay_activity_renderer(as_json=as_json)
+    running = await start_relay(settings, activity=activity)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     try:
-        print_lines(banner(running, settings))
+        print_lines(banner(running, settings), err=as_json)
         await stop.wait()
     finally:
         loop.remove_signal_handler(signal.SIGTERM)

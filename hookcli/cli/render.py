@@ -561,3 +561,149 @@ def render_sent(
         ok = sum(1 for r in results if r.ok)
         sys.stderr.write(f"put {ok} of {len(results)} events on {target.description}\n")
     return results
+
+
+def render_posted(sample: str, answer: dict[str, Any], *, as_json: bool) -> None:
+    """A webhook sample POSTed to ingest: its event id (stdout) and where it went (stderr)."""
+    if use_json(as_json):
+        JsonRenderer._write(
+            sys.stdout,
+            {
+                "type": "sent",
+                "index": 0,
+                "id": answer.get("id"),
+                "ok": True,
+                "seq": answer.get("seq"),
+                "url": answer.get("url"),
+            },
+        )
+        return
+    sys.stdout.write(f"{answer.get('id')}\n")
+    sys.stderr.write(f"posted sample {sample} to {answer.get('url')}\n")
+
+
+def render_samples(samples: Sequence[Any], *, as_json: bool) -> None:
+    """``hook send --list-samples``: name, where it goes (bus or ingest), what it is."""
+    if use_json(as_json):
+        for sample in samples:
+            JsonRenderer._write(
+                sys.stdout,
+                {
+                    "type": "sample",
+                    "name": sample.name,
+                    "kind": sample.kind,
+                    "description": sample.description,
+                    "docs": sample.docs,
+                },
+            )
+        return
+    width = max((len(sample.name) for sample in samples), default=0)
+    for sample in samples:
+        where = "bus" if sample.kind == "eventbridge" else "ingest"
+        sys.stdout.write(f"{sample.name:<{width}}  {where:<6}  {sample.description}\n")
+
+
+# ------------------------------------------------------------------ hook pattern test
+
+
+def render_verdicts(verdicts: Sequence[tuple[Any, bool, dict[str, Any]]], *, as_json: bool) -> None:
+    """One line per tested event: its position in the file, match or not, detail-type, source.
+
+    ``verdicts`` holds (Document or None for a lone EVENT, matched, the event tested). The
+    event's id is shown only when the file gave one (otherwise it is made up for the test).
+    Plain lines unless ``--json``, piped too: the exit code is the verdict scripts use.
+    """
+    json_mode = as_json
+    width = max((len(doc.position) for doc, _, _ in verdicts if doc is not None), default=0)
+    for doc, matched, event in verdicts:
+        verdict = "match" if matched else "no match"
+        if doc is None:
+            line = json.dumps({"match": matched}) if json_mode else verdict
+        else:
+            own_id = doc.value.get("id") if isinstance(doc.value.get("id"), str) else None
+            if json_mode:
+                data = {
+                    "position": doc.position or "event",
+                    "match": matched,
+                    "source": event.get("source"),
+                    "detail-type": event.get("detail-type"),
+                }
+                line = json.dumps({**data, "id": own_id} if own_id else data)
+            else:
+                label = f"{doc.position or 'event':<{width}}"
+                tail = f"  {own_id}" if own_id else ""
+                line = (
+                    f"{label}  {verdict:<8}  {short_text(event.get('detail-type'), 40)}"
+                    f"  {short_text(event.get('source'), 40)}{tail}"
+                )
+        sys.stdout.write(line + "\n")
+
+
+# ------------------------------------------------------------------ hook relay serve activity
+
+
+def relay_activity_renderer(*, as_json: bool, stream: TextIO | None = None) -> Any:
+    """The callback ``hook relay serve`` gives the relay: one line per activity update.
+
+    Plain lines (time, what, who) or, with ``--json``, one JSON object per line; each line is
+    flushed, so a pipe or a log file sees it at once.
+    """
+    from hookcli.relay.activity import Connected, Received
+
+    def write(update: Any) -> None:
+        out = stream or sys.stdout
+        if as_json:
+            JsonRenderer._write(out, _activity_json(update))
+            out.flush()
+            return
+        clock = datetime.fromtimestamp(update.at).strftime("%H:%M:%S")
+        if isinstance(update, Received):
+            text = (
+                f"received   #{update.seq}  {short_text(update.detail_type, 40)}  "
+                f"{short_text(update.source, 40)}  {update.id[:8]}  {_size(update.size)}"
+                f" via {update.via}"
+            )
+        elif isinstance(update, Connected):
+            verb = "resumed" if update.resumed else "connected"
+            text = (
+                f"{verb:<9}  {update.name} ({update.mode}) from seq {update.start}, "
+                f"{update.waiting} waiting"
+            )
+        else:
+            text = f"left       {update.name} ({update.mode}): {update.reason}"
+        out.write(f"{clock}  {text}\n")
+        out.flush()
+
+    return write
+
+
+def _activity_json(update: Any) -> dict[str, Any]:
+    """The ``--json`` object for one relay activity update."""
+    from hookcli.relay.activity import Connected, Received
+
+    when = datetime.fromtimestamp(update.at).astimezone().isoformat(timespec="milliseconds")
+    if isinstance(update, Received):
+        return {
+            "type": "received", "time": when, "seq": update.seq, "id": update.id,
+            "source": update.source, "detail-type": update.detail_type, "size": update.size,
+            "via": update.via,
+        }  # fmt: skip
+    if isinstance(update, Connected):
+        return {
+            "type": "resumed" if update.resumed else "connected", "time": when,
+            "listener": update.name, "mode": update.mode, "from": update.start,
+            "head": update.head, "waiting": update.waiting,
+        }  # fmt: skip
+    return {
+        "type": "left", "time": when, "listener": update.name, "mode": update.mode,
+        "reason": update.reason,
+    }  # fmt: skip
+
+
+def _size(size: int) -> str:
+    """Bytes for a person: ``512 B``, ``4.2 KiB``, ``1.0 MiB``."""
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.1f} KiB"
+    return f"{size / 1024 / 1024:.1f} MiB"

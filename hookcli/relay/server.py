@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import WSMsgType, web
 
@@ -62,6 +62,7 @@ from hookcli.protocol import (
     result_seq,
 )
 from hookcli.relay import connections
+from hookcli.relay.activity import Activity, ActivitySink, Connected, Left, Received, close_reason
 from hookcli.relay.guard import GuardSettings, guard_middleware
 from hookcli.relay.store import Delivery, Listener, Store, StoredEvent, stored_text
 
@@ -165,8 +166,11 @@ class Relay:
         heartbeat: float = 20.0,
         health: Callable[[], str | None] | None = None,
         guard: GuardSettings | None = None,
+        activity: ActivitySink | None = None,
     ) -> None:
         self.store = store
+        #: Who hears about events and listeners (``hook relay serve``); None: nobody, no cost.
+        self._activity = activity
         self.guard = guard or GuardSettings()
         self.info = info
         self.tokens = dict(tokens or {})
@@ -214,10 +218,33 @@ class Relay:
             return
         if stored and self._sessions:
             self._fan_out(stored)
+        if stored and self._activity is not None:
+            self._report_received(stored)
         for events, future in batch:
             if not future.done():
                 ids = {event.id for event in events}
                 future.set_result([item for item in stored if item.event.id in ids])
+
+    def _report(self, update: Activity) -> None:
+        """Hand an update to the activity callback; a failing one is dropped, never the relay."""
+        if self._activity is None:
+            return
+        try:
+            self._activity(update)
+        except Exception:  # e.g. a closed stdout: stop reporting, keep relaying
+            log.warning("activity reporting failed; turning it off", exc_info=True)
+            self._activity = None
+
+    def _report_received(self, stored: Sequence[StoredEvent]) -> None:
+        now = time.time()
+        for item in stored:
+            event = item.event
+            request = event.request
+            size = len(request.body) if request is not None else len(event.to_json().encode())
+            via: Literal["bus", "ingest"] = "ingest" if request is not None else "bus"
+            self._report(
+                Received(now, item.seq, event.id, event.source, event.detail_type, size, via)
+            )
 
     def _fan_out(self, stored: Sequence[StoredEvent]) -> None:
         for item in stored:
@@ -386,11 +413,11 @@ class Relay:
             ),
             body=body,
         )
-        detail_type = request.headers.get(self.ingest.detail_type_header) or "webhook"
         event = event_from_request(
             channel,
             raw,
-            detail_type=detail_type,
+            # The configured header wins; without it, a well-known sender's own event type.
+            detail_type=request.headers.get(self.ingest.detail_type_header) or None,
             event_id=new_event_id(),
             received=datetime.now(UTC),
             # The runner does not decompress (auto_decompress=False), so ``body`` is the wire
@@ -595,7 +622,7 @@ class Relay:
         if previous is not None:
             # A listener that reconnects (after a sleep or a network drop) replaces its stale
             # connection: the relay may not have noticed the old one died yet.
-            self._detach(previous)
+            self._detach(previous, "replaced by a newer connection")
             await _send_error(
                 previous.ws, "already-subscribed", "replaced by a newer connection", fatal=True
             )
@@ -635,6 +662,10 @@ class Relay:
                 )
             )
         )
+        if self._activity is not None:
+            resumed = known is not None and start.kind == "last"
+            name = key if listen else "tail"
+            self._report(Connected(time.time(), name, message.mode, pos, head, resumed))
         return session
 
     def _known(self, key: str) -> Listener | None:
@@ -664,10 +695,14 @@ class Relay:
             self._unsaved_listeners[key] = (cursor, pattern)
             self._write_failed(exc)
 
-    def _detach(self, session: _Session) -> None:
+    def _detach(self, session: _Session, reason: str | None = None) -> None:
         if session.closed:
             return
         session.closed = True
+        if self._activity is not None:
+            why = reason or close_reason(session.ws.close_code)
+            name = session.key if session.mode == "listen" else "tail"
+            self._report(Left(time.time(), name, session.mode, why))
         if self._sessions.get(session.key) is session:
             del self._sessions[session.key]
             self._patterns.remove(session.key)

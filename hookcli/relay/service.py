@@ -24,6 +24,7 @@ from hookcli import config
 from hookcli.errors import ConfigError, HookError, SourceError, StoreError
 from hookcli.events import Event
 from hookcli.relay import connections
+from hookcli.relay.activity import ActivitySink
 from hookcli.relay.connections import ConnectionLimits
 from hookcli.relay.guard import GuardSettings
 from hookcli.relay.server import IngestSettings, Relay, RelayInfo, tls_context
@@ -147,8 +148,13 @@ def check_bind(host: str, tokens: Mapping[str, str]) -> None:
         )
 
 
-async def start_relay(settings: RelaySettings) -> RunningRelay:
+async def start_relay(
+    settings: RelaySettings, activity: ActivitySink | None = None
+) -> RunningRelay:
     """Bind the port, open the store, set up the source, serve; roll back what started on failure.
+
+    ``activity`` hears about each event received and each listener connecting or leaving
+    (``relay/activity.py``); ``hook relay serve`` renders them.
 
     The port is bound first, so a taken port fails at once, before the emulator or AWS setup;
     connections that arrive before the server starts wait in the socket's backlog.
@@ -192,6 +198,7 @@ async def start_relay(settings: RelaySettings) -> RunningRelay:
             max_message=settings.max_message,
             health=_health(source),
             guard=settings.guard,
+            activity=activity,
         )
         guard = connections.ConnectionGuard(
             settings.connections, open_files=connections.raise_open_file_limit()
