@@ -41,6 +41,7 @@ __all__ = [
     "PatternSet",
     "UNCERTAIN",
     "compile_pattern",
+    "load_event",
     "pattern_from_filters",
 ]
 
@@ -53,25 +54,71 @@ UNCERTAIN = {
         "chose their array elements: false if any element compatible with them has the field."
     ),
     "duplicate-or": "§1.7: two `$or` keys in one object: the last one wins, like any key.",
+    "duplicate-keys-mixed": (
+        "§1.7: a key given twice in pattern text, once as an object and once as a value list: "
+        "the last occurrence wins whole (two objects merge path by path, as event-ruler does; "
+        "event-ruler's verdict for the mix was not established)."
+    ),
+    "event-duplicates": (
+        "A key repeated in event text offers every value, as event-ruler reads it, where hook "
+        "parses the text itself (`load_event`: `hook pattern test`); an event the relay parsed "
+        "with json.loads keeps the last value only."
+    ),
     "wildcard-complexity": (
         "§6: AWS's 'Rule is too complex' threshold is unpublished; hook does not enforce it "
         "(its wildcard matcher is linear, so complex patterns cost nothing locally)."
     ),
     "pattern-size": "§13: the 2,048-character limit is an adjustable quota; not enforced.",
     "numbers": (
-        "§8: numeric comparisons use float64 (event-ruler >= 1.8); operands a float64 cannot "
-        "hold exactly are rejected. Exact values also match by exact integer value."
+        "§8: numbers compare as float64 (event-ruler >= 1.8); a number whose float64 does not "
+        "print back (Java's Double.toString) as its own value is refused as an operand, in no "
+        "range, and equal only to the same text. Numbers in a pattern given as a mapping, or "
+        "in an event, are taken as json.dumps writes them; numeric exclusions do not exclude "
+        "such a number."
+    ),
+    "numeric-extremes": (
+        "§8: ±1.7976931348623157e308 are valid bounds compared as float64; event-ruler "
+        "v2.0.1's verdicts at these bounds contradict its own float64 comparison."
     ),
     "cidr-/32": "§11: /32 and /128 are rejected, as event-ruler does.",
+    "cidr-families": (
+        "§11: an IPv4 range never matches an IPv6 address nor the reverse (the docs treat the "
+        "families apart); event-ruler v2.0.1's byte ranges cross them (::/0 matches IPv4)."
+    ),
     "exactly": "§2: event-ruler's undocumented {'exactly': string} operator is accepted.",
-    "invalid-json": "§2.1: invalid JSON reports Python's parser message, not Jackson's.",
+    "invalid-json": (
+        "§2.1: JSON syntax errors use Jackson's wording, as event-ruler reports them, for the "
+        "common cases; the location suffix is left out, rarer errors keep Python's message."
+    ),
     "ip-literals": (
         "§3, §11: an address is what event-ruler's regexes accept and Python's ipaddress "
         "parses (leading zeros rejected); an IPv4-mapped IPv6 address counts as IPv4, as Java's."
     ),
     "case-folding": (
         "§5: equals-ignore-case accepts each character's lower or upper form (Java's rule); "
-        "characters outside the BMP match only themselves."
+        "characters outside the BMP match only themselves (event-ruler v2.0.1's verdicts on "
+        "them contradict the documented case-insensitive equality)."
+    ),
+    "empty-field-names": (
+        '§1: a field named "" is a field like any other (JSON allows it, the docs are '
+        "silent); event-ruler v2.0.1's verdicts on it contradict its handling of other names."
+    ),
+    "prefix-ending-in-quote": (
+        "§5: a prefix ending in '\"' is an ordinary prefix (DOC-CF: 'starts with'); event-ruler "
+        "v2.0.1's verdicts for it contradict that."
+    ),
+    "anything-but-empty-list": (
+        "§7: anything-but [] is refused with event-ruler's own mixed-type reason; event-ruler "
+        "v2.0.1 crashes on it, and rejecting it is better than crashing."
+    ),
+    "or-limit": (
+        "§10: over 1,000 `$or` combinations are refused, as the EventBridge docs say; "
+        "event-ruler v2.0.1 enforces no such limit (the service does)."
+    ),
+    "pattern-set": (
+        "§15: PatternSet always names exactly the patterns whose Pattern.matches is true "
+        "(property-tested); event-ruler v2.0.1's multi-rule Machine disagreed with its own "
+        "single-rule verdicts on 4,356 (event, rule) pairs of the differential run."
     ),
 }
 """Where AWS behaviour is unspecified or version-dependent, and what hook does (§ refs)."""
@@ -300,6 +347,43 @@ def _jackson_reason(exc: json.JSONDecodeError) -> str:
 
 
 _TOKEN = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")  # Java identifier characters, ASCII part
+
+
+class _Duplicates(dict[str, Any]):
+    """An event object whose text repeats a key: a dict of the last values, like ``json.loads``,
+    plus ``earlier``: each repeated key's other values, in document order.
+
+    event-ruler takes every occurrence of a key as a candidate value (``{"a":["x"]}`` matches
+    ``{"a":"x","a":"y"}``; differential run, issue 11). Only objects that repeat a key get this
+    class, so ordinary events stay plain dicts on the fast paths.
+    """
+
+    __slots__ = ("earlier",)
+    earlier: dict[str, list[Any]]
+
+
+def _event_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    duplicates = _Duplicates(obj)
+    duplicates.earlier = {}
+    last = {key: i for i, (key, _) in enumerate(pairs)}
+    for i, (key, value) in enumerate(pairs):
+        if last[key] != i:
+            duplicates.earlier.setdefault(key, []).append(value)
+    return duplicates
+
+
+_EVENT_DECODER = json.JSONDecoder(object_pairs_hook=_event_pairs)
+
+
+def load_event(text: str | bytes) -> Any:
+    """JSON text of an event, parsed for matching: ``json.loads``, but keys given twice keep
+    every value for the matchers (issue 11). Raises what ``json.loads`` raises."""
+    if isinstance(text, bytes):
+        text = text.decode(json.detect_encoding(text))
+    return _EVENT_DECODER.decode(text)
 
 
 def _members(obj: Mapping[str, Any]) -> list[tuple[str, Any]]:
@@ -1068,11 +1152,21 @@ def _number_test(
 class _Condition:
     """One path of a sub-rule: a predicate over its leaves, plus ``exists:false`` (§1.4, §9)."""
 
-    __slots__ = ("path", "nav", "pred", "allow_absent", "exact_keys", "prefixes", "rank")
+    __slots__ = (
+        "path",
+        "nav",
+        "collect",
+        "pred",
+        "allow_absent",
+        "exact_keys",
+        "prefixes",
+        "rank",
+    )
 
     def __init__(self, path: str, values: _Values) -> None:
         self.path = path
         self.nav = _navigator(path)
+        self.collect = _navigator(path, general_only=True)
         compiled = _compile_values(values.items)
         self.pred: _Pred = compiled.pred
         self.allow_absent = compiled.allow_absent
@@ -1318,7 +1412,7 @@ _Found: TypeAlias = "tuple[Any, ...] | _Leaves"
 _Step: TypeAlias = tuple[tuple[str, int], ...]
 
 
-def _navigator(path: str) -> Callable[[Mapping[str, Any]], _Found]:
+def _navigator(path: str, general_only: bool = False) -> Callable[[Mapping[str, Any]], _Found]:
     """A function returning the leaves at ``path``, fast when no arrays or dotted keys occur.
 
     §12: the path "a.b.c" is reached through keys a/b/c, but also "a.b"/c, a/"b.c" and "a.b.c";
@@ -1332,6 +1426,9 @@ def _navigator(path: str) -> Callable[[Mapping[str, Any]], _Found]:
 
     def general(event: Mapping[str, Any]) -> _Found:
         return _collect(event, 0, steps, n)
+
+    if general_only:  # for an event that repeats a top-level key (_Duplicates)
+        return general
 
     scalars = _SCALARS
     missing = _MISSING
@@ -1449,6 +1546,10 @@ def _collect(start: Any, consumed: int, steps: tuple[_Step, ...], n: int) -> _Fo
                 child = value.get(key, missing)
                 if child is not missing:
                     work.append((child, k, mem))
+            if kind is _Duplicates:  # every occurrence of a repeated key is a candidate
+                for key, k in steps[j]:
+                    for child in value.earlier.get(key, ()):
+                        work.append((child, k, mem))
     if any(mems):
         return _Leaves(vals, mems)
     return tuple(vals)
@@ -1468,12 +1569,15 @@ def _pair(found: _Found) -> _Pair:
     return (found, None)
 
 
-def _match_navigating(rule: _Rule, event: Mapping[str, Any]) -> bool:
-    """Whether one sub-rule matches, walking the event along its paths only."""
+def _match_navigating(rule: _Rule, event: Mapping[str, Any], general: bool = False) -> bool:
+    """Whether one sub-rule matches, walking the event along its paths only.
+
+    ``general``: no fast paths, for an event whose top level repeats a key (``_Duplicates``).
+    """
     arrays = 0
     founds = []
     for condition in rule:
-        found = condition.nav(event)
+        found = condition.collect(event) if general else condition.nav(event)
         founds.append(found)
         if found.__class__ is tuple:
             if found:
@@ -1755,7 +1859,10 @@ class Pattern:
         return frozenset(condition.path for rule in self._rules for condition in rule)
 
     def matches(self, event: Mapping[str, Any]) -> bool:
-        """Whether ``event`` (a ``json.loads`` object) matches, with EventBridge's semantics."""
+        """Whether ``event`` (a ``json.loads`` or ``load_event`` object) matches, with
+        EventBridge's semantics."""
+        if event.__class__ is _Duplicates:  # a repeated top-level key: the general evaluator
+            return any(_match_navigating(rule, event, general=True) for rule in self._rules)
         return self._match(event)
 
     def __repr__(self) -> str:
@@ -2054,3 +2161,8 @@ def _flatten(
                     child = value.get(key, missing)
                     if child is not missing:
                         work.append((child, below, mem))
+            if kind is _Duplicates:  # every occurrence of a repeated key is a candidate
+                for key, earlier in value.earlier.items():
+                    below = children.get(key)
+                    if below is not None:
+                        work.extend((child, below, mem) for child in earlier)

@@ -40,19 +40,20 @@ def test(
     exits 0 if any matched.
     """
     from hookcli.events import load_json_object
-    from hookcli.patterns import compile_pattern
+    from hookcli.patterns import compile_pattern, load_event
 
     if (event is None) == (events is None):
         raise InvalidEventError("give exactly one of EVENT or --events FILE")
     compiled = compile_pattern(read_text(pattern, "pattern"))
     if event is not None:
-        documents = [load_json_object(read_text(event, "event"), "event")]
+        texts = [(read_text(event, "event"), "event")]
     else:
         assert events is not None
-        documents = [
-            load_json_object(line, f"{events} line {n}")
-            for n, line in open_lines(events, "--events")
-        ]
+        texts = [(line, f"{events} line {n}") for n, line in open_lines(events, "--events")]
+    documents = []
+    for text, what in texts:
+        load_json_object(text, what)  # a clear error for text that is not a JSON object
+        documents.append(load_event(text))  # keys given twice keep every value (issue 11)
     results = [compiled.matches(doc) for doc in documents]
     for matched in results:
         line = json.dumps({"match": matched}) if as_json else ("match" if matched else "no match")
