@@ -4,6 +4,7 @@ The reference for every rule here is ``shared/EVENTBRIDGE-PATTERNS.md``; comment
 sections (``§7``). The engine is a pure function of its inputs: no I/O, stdlib only.
 
     compile_pattern(text_or_mapping) -> Pattern        validate like EventBridge, then compile
+    load_event(text) -> dict                            event text, repeated keys kept
     Pattern.matches(event) -> bool                      one pattern, one event
     PatternSet.matches(event) -> set[str]               many named patterns, one event, indexed
     pattern_from_filters(sources, detail_types, pattern) -> dict    AND the CLI filters in
@@ -282,8 +283,11 @@ def _char_desc(char: str) -> str:
 
 
 def _syntax_context(text: str, pos: int) -> tuple[str, bool]:
-    """The innermost container open at ``pos`` (Object, Array or root), and whether ``pos``
-    sits in a string that is a field name; Python's parser error says neither."""
+    """The container open at ``pos`` and whether ``pos`` is inside a field name.
+
+    Python's parser error says neither; Jackson's wording needs both ("Object", "Array" or
+    "root"; "name" or "string value").
+    """
     stack: list[str] = []
     in_string = is_name = False
     last = ""  # the last character outside strings that is not whitespace
@@ -379,8 +383,10 @@ _EVENT_DECODER = json.JSONDecoder(object_pairs_hook=_event_pairs)
 
 
 def load_event(text: str | bytes) -> Any:
-    """JSON text of an event, parsed for matching: ``json.loads``, but keys given twice keep
-    every value for the matchers (issue 11). Raises what ``json.loads`` raises."""
+    """Event text parsed for matching: ``json.loads``, but repeated keys keep every value.
+
+    event-ruler reads every occurrence of a key (issue 11). Raises what ``json.loads`` raises.
+    """
     if isinstance(text, bytes):
         text = text.decode(json.detect_encoding(text))
     return _EVENT_DECODER.decode(text)
@@ -433,6 +439,7 @@ def _as_num(value: Any) -> _Num:
 
 
 _MIN_NORMAL = 2.2250738585072014e-308  # below it a float64 has fewer than 53 significant bits
+_MAX_FLOAT = 1.7976931348623157e308
 _TWO_DIGITS = Context(prec=2, rounding=ROUND_HALF_EVEN)
 
 
@@ -481,9 +488,11 @@ def _event_float(value: int | float) -> float | None:
     """
     if value.__class__ is int:
         return _comparable(str(value), value)
-    if -_MIN_NORMAL < value < _MIN_NORMAL and not _java_prints_as_python(value):
-        return None
-    return float(value)
+    if _MIN_NORMAL <= value <= _MAX_FLOAT or -_MAX_FLOAT <= value <= -_MIN_NORMAL or value == 0:
+        return float(value)
+    if math.isfinite(value) and _java_prints_as_python(value):
+        return float(value)
+    return None  # 5e-324, or json.loads' inf for 1e309 (or NaN)
 
 
 def _token(value: Any) -> str:
@@ -1120,7 +1129,7 @@ def _number_test(
             if value.__class__ is int:
                 if -_SAFE_INT <= value <= _SAFE_INT:
                     return in_range(value)
-            elif not -_MIN_NORMAL < value < _MIN_NORMAL:
+            elif _MIN_NORMAL <= value <= _MAX_FLOAT or -_MAX_FLOAT <= value <= -_MIN_NORMAL:
                 return in_range(value)
             comparable = _event_float(value)
             return comparable is not None and in_range(comparable)
@@ -1859,8 +1868,7 @@ class Pattern:
         return frozenset(condition.path for rule in self._rules for condition in rule)
 
     def matches(self, event: Mapping[str, Any]) -> bool:
-        """Whether ``event`` (a ``json.loads`` or ``load_event`` object) matches, with
-        EventBridge's semantics."""
+        """Whether ``event`` (``json.loads`` or ``load_event`` data) matches, as in EventBridge."""
         if event.__class__ is _Duplicates:  # a repeated top-level key: the general evaluator
             return any(_match_navigating(rule, event, general=True) for rule in self._rules)
         return self._match(event)
@@ -1872,7 +1880,8 @@ class Pattern:
 def compile_pattern(pattern: Mapping[str, Any] | str, *, allow_empty: bool = False) -> Pattern:
     """Validate ``pattern`` exactly as EventBridge does and compile it for fast matching.
 
-    ``pattern`` is JSON text (duplicate keys: the last wins, §1.7) or an already-parsed mapping.
+    ``pattern`` is JSON text or an already-parsed mapping. In text, a key given twice merges
+    path by path, the last leaf winning (§1.7, issue 11), and text after the pattern is ignored.
     Raises ``InvalidPatternError`` with EventBridge's message, ``Event pattern is not valid.
     Reason: ...`` (§2.1). ``{}`` means "match every event" only with ``allow_empty=True``;
     EventBridge itself rejects it.
