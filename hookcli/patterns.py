@@ -73,9 +73,10 @@ UNCERTAIN = {
     "numbers": (
         "§8: numbers compare as float64 (event-ruler >= 1.8); a number whose float64 does not "
         "print back (Java's Double.toString) as its own value is refused as an operand, in no "
-        "range, and equal only to the same text. Numbers in a pattern given as a mapping, or "
-        "in an event, are taken as json.dumps writes them; numeric exclusions do not exclude "
-        "such a number."
+        "range, equal only to the same text, and not excluded by numeric anything-but. "
+        "Without the text (an event, a pattern given as a mapping or sent to the relay as "
+        "JSON data) a number is taken as json.dumps writes it, so an exact value like "
+        "1.0000000000000001 there becomes its nearest float64."
     ),
     "numeric-extremes": (
         "§8: ±1.7976931348623157e308 are valid bounds compared as float64; event-ruler "
