@@ -80,7 +80,7 @@ UNCERTAIN = {
     ),
     "numeric-extremes": (
         "§8: ±1.7976931348623157e308 are valid bounds compared as float64; event-ruler "
-        "v2.0.1's verdicts at these bounds contradict its own float64 comparison."
+        "v2.0.1's verdicts at these bounds disagree with float64 comparison."
     ),
     "cidr-/32": "§11: /32 and /128 are rejected, as event-ruler does.",
     "cidr-families": (
@@ -115,7 +115,7 @@ UNCERTAIN = {
     ),
     "or-limit": (
         "§10: over 1,000 `$or` combinations are refused, as the EventBridge docs say; "
-        "event-ruler v2.0.1 enforces no such limit (the service does)."
+        "event-ruler v2.0.1's verdicts around the limit differ from the documented one."
     ),
     "pattern-set": (
         "§15: PatternSet always names exactly the patterns whose Pattern.matches is true "
@@ -355,12 +355,12 @@ _TOKEN = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")  # Java identifier characters, 
 
 
 class _Duplicates(dict[str, Any]):
-    """An event object whose text repeats a key: a dict of the last values, like ``json.loads``,
-    plus ``earlier``: each repeated key's other values, in document order.
+    """An event object whose text repeats a key: the last values, plus the others in ``earlier``.
 
-    event-ruler takes every occurrence of a key as a candidate value (``{"a":["x"]}`` matches
-    ``{"a":"x","a":"y"}``; differential run, issue 11). Only objects that repeat a key get this
-    class, so ordinary events stay plain dicts on the fast paths.
+    As a dict it reads like ``json.loads``' result; ``earlier`` holds each repeated key's other
+    values in document order. event-ruler takes every occurrence of a key as a candidate value
+    (``{"a":["x"]}`` matches ``{"a":"x","a":"y"}``; differential run, issue 11). Only objects
+    that repeat a key get this class, so ordinary events stay plain dicts on the fast paths.
     """
 
     __slots__ = ("earlier",)
@@ -436,7 +436,18 @@ def _as_num(value: Any) -> _Num:
     """A number of a pattern as a ``_Num``; a Python number is spelled as ``json.dumps`` would."""
     if value.__class__ is _Num:
         return value
-    return _Num(json.dumps(value), value)
+    text = _number_text(value)
+    if not text:
+        _fail("Number is too long")
+    return _Num(text, value)
+
+
+def _number_text(value: int | float) -> str:
+    """A Python number's JSON text ("" for an int past Python's int-to-text digit limit)."""
+    try:
+        return json.dumps(value)
+    except ValueError:
+        return ""
 
 
 _MIN_NORMAL = 2.2250738585072014e-308  # below it a float64 has fewer than 53 significant bits
@@ -463,10 +474,11 @@ def _java_prints_as_python(number: float) -> bool:
 def _comparable(text: str, number: int | float) -> float | None:
     """§8: ``number`` (spelled ``text``) as a float64, or None if event-ruler cannot compare it.
 
-    event-ruler v2.0.1 compares numbers as float64 and accepts one only if the float64 prints
-    back (Java's ``Double.toString``) as the same decimal value as its text: 0.30000000000000001,
-    9007199254740993, 12345678901234567890, 5e-324 and 1e309 are refused (differential run,
-    issue 11; "Cannot compare number : 0.30000000000000001" for a pattern operand).
+    event-ruler v2.0.1 compares numbers as float64 and refuses 0.30000000000000001,
+    9007199254740993, 12345678901234567890, 5e-324 and 1e309 ("Cannot compare number :
+    0.30000000000000001" for a pattern operand; differential run, issue 11). The rule that fits
+    all of them: the float64 must print back (Java's ``Double.toString``, as
+    ``BigDecimal.valueOf(double)`` reads it) as the same decimal value as the text.
     """
     if number.__class__ is int and -_SAFE_INT <= number <= _SAFE_INT:
         return float(number)
@@ -488,7 +500,10 @@ def _event_float(value: int | float) -> float | None:
     (exact) or a float's shortest repr.
     """
     if value.__class__ is int:
-        return _comparable(str(value), value)
+        if -_SAFE_INT <= value <= _SAFE_INT:
+            return float(value)
+        text = _number_text(value)
+        return _comparable(text, value) if text else None
     if _MIN_NORMAL <= value <= _MAX_FLOAT or -_MAX_FLOAT <= value <= -_MIN_NORMAL or value == 0:
         return float(value)
     if math.isfinite(value) and _java_prints_as_python(value):
@@ -1142,7 +1157,7 @@ def _number_test(
     def number(value: int | float) -> bool:
         comparable = _event_float(value)
         if comparable is None:
-            return json.dumps(value) in texts or bool(frozen_excluded)
+            return _number_text(value) in texts or bool(frozen_excluded)
         if comparable in exact:  # §3: 300 == 300.0 == 3e2
             return True
         for low, low_open, high, high_open in frozen_ranges:
