@@ -307,3 +307,10 @@ def test_hooks_answer_is_kept(pattern: str, event: dict[str, Any], expected: boo
 def test_anything_but_empty_list_is_rejected() -> None:
     """UNCERTAIN["anything-but-empty-list"]: refused with a reason, never a crash."""
     assert reason_of('{"a":[{"anything-but":[]}]}').startswith("Inside anything but list")
+
+
+def test_numbers_past_pythons_digit_limit_are_invalid_not_a_crash() -> None:
+    """A mapping pattern holding a 5,000-digit integer is an invalid pattern, not a ValueError."""
+    with pytest.raises(InvalidPatternError) as caught:
+        compile_pattern({"n": [10**5000]})
+    assert caught.value.message == PREFIX + "Number is too long"

@@ -261,3 +261,19 @@ def test_pattern_set_agrees_after_removals_and_on_repeated_keys(
         event = load_event(event_text(pairs))
         expected = {name for name, pattern in compiled.items() if pattern.matches(event)}
         assert pattern_set.matches(event) == expected
+
+
+@SETTINGS
+@given(PATTERN_OBJECTS, PATTERN_OBJECTS, OBJECT_EVENTS)
+def test_repeated_pattern_keys_compile_like_their_merged_source(
+    first: dict[str, Any], second: dict[str, Any], event: dict[str, Any]
+) -> None:
+    """Text repeating keys (two objects' members in one) matches like its merged source."""
+    members = [*first.items(), *second.items()]
+    text = "{" + ",".join(f"{json.dumps(k)}:{json.dumps(v)}" for k, v in members) + "}"
+    try:
+        compiled = compile_pattern(text)
+    except InvalidPatternError:
+        return
+    again = compile_pattern(compiled.source)
+    assert again.matches(event) is compiled.matches(event)
