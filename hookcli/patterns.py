@@ -4,6 +4,7 @@ The reference for every rule here is ``shared/EVENTBRIDGE-PATTERNS.md``; comment
 sections (``§7``). The engine is a pure function of its inputs: no I/O, stdlib only.
 
     compile_pattern(text_or_mapping) -> Pattern        validate like EventBridge, then compile
+    load_event(text) -> dict                            event text, repeated keys kept
     Pattern.matches(event) -> bool                      one pattern, one event
     PatternSet.matches(event) -> set[str]               many named patterns, one event, indexed
     pattern_from_filters(sources, detail_types, pattern) -> dict    AND the CLI filters in
@@ -29,7 +30,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Any, NoReturn, TypeAlias
 
 from hookcli.errors import InvalidPatternError
@@ -41,6 +42,7 @@ __all__ = [
     "PatternSet",
     "UNCERTAIN",
     "compile_pattern",
+    "load_event",
     "pattern_from_filters",
 ]
 
@@ -53,25 +55,72 @@ UNCERTAIN = {
         "chose their array elements: false if any element compatible with them has the field."
     ),
     "duplicate-or": "§1.7: two `$or` keys in one object: the last one wins, like any key.",
+    "duplicate-keys-mixed": (
+        "§1.7: a key given twice in pattern text, once as an object and once as a value list: "
+        "the last occurrence wins whole (two objects merge path by path, as event-ruler does; "
+        "event-ruler's verdict for the mix was not established)."
+    ),
+    "event-duplicates": (
+        "A key repeated in event text offers every value, as event-ruler reads it, where hook "
+        "parses the text itself (`load_event`: `hook pattern test`); an event the relay parsed "
+        "with json.loads keeps the last value only."
+    ),
     "wildcard-complexity": (
         "§6: AWS's 'Rule is too complex' threshold is unpublished; hook does not enforce it "
         "(its wildcard matcher is linear, so complex patterns cost nothing locally)."
     ),
     "pattern-size": "§13: the 2,048-character limit is an adjustable quota; not enforced.",
     "numbers": (
-        "§8: numeric comparisons use float64 (event-ruler >= 1.8); operands a float64 cannot "
-        "hold exactly are rejected. Exact values also match by exact integer value."
+        "§8: numbers compare as float64 (event-ruler >= 1.8); a number whose float64 does not "
+        "print back (Java's Double.toString) as its own value is refused as an operand, in no "
+        "range, equal only to the same text, and not excluded by numeric anything-but. "
+        "Without the text (an event, a pattern given as a mapping or sent to the relay as "
+        "JSON data) a number is taken as json.dumps writes it, so an exact value like "
+        "1.0000000000000001 there becomes its nearest float64."
+    ),
+    "numeric-extremes": (
+        "§8: ±1.7976931348623157e308 are valid bounds compared as float64; event-ruler "
+        "v2.0.1's verdicts at these bounds disagree with float64 comparison."
     ),
     "cidr-/32": "§11: /32 and /128 are rejected, as event-ruler does.",
+    "cidr-families": (
+        "§11: an IPv4 range never matches an IPv6 address nor the reverse (the docs treat the "
+        "families apart); event-ruler v2.0.1's byte ranges cross them (::/0 matches IPv4)."
+    ),
     "exactly": "§2: event-ruler's undocumented {'exactly': string} operator is accepted.",
-    "invalid-json": "§2.1: invalid JSON reports Python's parser message, not Jackson's.",
+    "invalid-json": (
+        "§2.1: JSON syntax errors use Jackson's wording, as event-ruler reports them, for the "
+        "common cases; the location suffix is left out, rarer errors keep Python's message."
+    ),
     "ip-literals": (
         "§3, §11: an address is what event-ruler's regexes accept and Python's ipaddress "
         "parses (leading zeros rejected); an IPv4-mapped IPv6 address counts as IPv4, as Java's."
     ),
     "case-folding": (
         "§5: equals-ignore-case accepts each character's lower or upper form (Java's rule); "
-        "characters outside the BMP match only themselves."
+        "characters outside the BMP match only themselves (event-ruler v2.0.1's verdicts on "
+        "them contradict the documented case-insensitive equality)."
+    ),
+    "empty-field-names": (
+        '§1: a field named "" is a field like any other (JSON allows it, the docs are '
+        "silent); event-ruler v2.0.1's verdicts on it contradict its handling of other names."
+    ),
+    "prefix-ending-in-quote": (
+        "§5: a prefix ending in '\"' is an ordinary prefix (DOC-CF: 'starts with'); event-ruler "
+        "v2.0.1's verdicts for it contradict that."
+    ),
+    "anything-but-empty-list": (
+        "§7: anything-but [] is refused with event-ruler's own mixed-type reason; event-ruler "
+        "v2.0.1 crashes on it, and rejecting it is better than crashing."
+    ),
+    "or-limit": (
+        "§10: over 1,000 `$or` combinations are refused, as the EventBridge docs say; "
+        "event-ruler v2.0.1's verdicts around the limit differ from the documented one."
+    ),
+    "pattern-set": (
+        "§15: PatternSet always names exactly the patterns whose Pattern.matches is true "
+        "(property-tested); event-ruler v2.0.1's multi-rule Machine disagreed with its own "
+        "single-rule verdicts on 4,356 (event, rule) pairs of the differential run."
     ),
 }
 """Where AWS behaviour is unspecified or version-dependent, and what hook does (§ refs)."""
@@ -128,20 +177,47 @@ def _fail(reason: str) -> NoReturn:
 
 
 class _JsonObject(dict[str, Any]):
-    """A parsed JSON object: last duplicate wins, but every member is kept for validation."""
+    """A parsed pattern object: duplicate keys merged (§1.7), every member kept for validation."""
 
     __slots__ = ("members",)
     members: list[tuple[str, Any]]
 
 
+class _Num:
+    """A number from pattern text, with its spelling: event-ruler reads numbers as text (§8)."""
+
+    __slots__ = ("text", "value")
+
+    def __init__(self, text: str, value: int | float) -> None:
+        self.text = text
+        self.value = value
+
+
 def _object_pairs(pairs: list[tuple[str, Any]]) -> _JsonObject:
     obj = _JsonObject()
     for key, value in pairs:
-        # §1.7: the last occurrence wins, at its own position (event-ruler reads a stream).
-        obj.pop(key, None)
-        obj[key] = value
+        prior = obj.pop(key, None)
+        if prior.__class__ is _JsonObject and value.__class__ is _JsonObject:
+            value = _merge_objects(prior, value)
+        obj[key] = value  # otherwise the last occurrence wins, at its own position (§1.7)
     obj.members = pairs
     return obj
+
+
+def _merge_objects(old: _JsonObject, new: _JsonObject) -> _JsonObject:
+    """Two occurrences of one key, both objects: merged path by path, the last leaf winning.
+
+    event-ruler v2.0.1 compiles {"a":{"b":["y"]},"a":{"c":["z"]}} to both a.b and a.c (its
+    compiler streams the text and files each leaf under its path; differential run, issue 11).
+    """
+    merged = _JsonObject(old)
+    for key, value in new.items():
+        prior = merged.pop(key, None)
+        if prior.__class__ is _JsonObject and value.__class__ is _JsonObject:
+            value = _merge_objects(prior, value)
+        merged[key] = value
+    merged.members = [*old.members, *new.members]  # validated in document order
+    return merged
 
 
 def _reject_constant(name: str) -> NoReturn:
@@ -150,13 +226,171 @@ def _reject_constant(name: str) -> NoReturn:
     )
 
 
+def _float_num(text: str) -> _Num:
+    return _Num(text, float(text))
+
+
+def _int_num(text: str) -> _Num:
+    return _Num(text, int(text))
+
+
+_PATTERN_DECODER = json.JSONDecoder(
+    object_pairs_hook=_object_pairs,
+    parse_float=_float_num,
+    parse_int=_int_num,
+    parse_constant=_reject_constant,
+)
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+
 def _parse_text(text: str | bytes) -> _Json:
+    """Pattern text -> a tree of _JsonObject / list / str / _Num / bool / None.
+
+    Like event-ruler's parser, reading stops after the first complete JSON value: text after
+    the pattern's closing brace is ignored (issue 11). Empty text is "Filter is not an object".
+    """
     try:
-        return json.loads(text, object_pairs_hook=_object_pairs, parse_constant=_reject_constant)
+        if isinstance(text, bytes):
+            text = text.decode(json.detect_encoding(text))
+        start = _WHITESPACE.match(text).end()  # type: ignore[union-attr]
+        if start == len(text):
+            _fail("Filter is not an object")
+        value, _ = _PATTERN_DECODER.raw_decode(text, start)
+        return value
     except RecursionError:
         _fail("Pattern is nested too deeply")
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, non-standard constants
+    except json.JSONDecodeError as exc:
+        _fail(_jackson_reason(exc))
+    except ValueError as exc:  # UnicodeDecodeError, non-standard constants, huge integers
         _fail(str(exc))
+
+
+# Jackson's wording for JSON syntax errors, as event-ruler (and so EventBridge) reports them
+# (com.fasterxml.jackson.core ParserBase / ReaderBasedJsonParser: _reportUnexpectedChar,
+# _handleOddName, _handleOddValue, _reportInvalidToken, _throwUnquotedSpace, _skipColon;
+# AWS's replies recorded in LocalStack's snapshots, e.g. "Unrecognized token 'closed': was
+# expecting (JSON String, Number, Array, Object or token 'null', 'true' or 'false')").
+_VALID_VALUES = "(JSON String, Number, Array, Object or token 'null', 'true' or 'false')"
+
+
+def _char_desc(char: str) -> str:
+    """Jackson's ``_getCharDesc``: how a reason text names one character."""
+    code = ord(char)
+    if code < 0x20 or 0x7F <= code <= 0x9F:  # Java's Character.isISOControl
+        return f"(CTRL-CHAR, code {code})"
+    if code > 255:
+        return f"'{char}' (code {code} / 0x{code:x})"
+    return f"'{char}' (code {code})"
+
+
+def _syntax_context(text: str, pos: int) -> tuple[str, bool]:
+    """The container open at ``pos`` and whether ``pos`` is inside a field name.
+
+    Python's parser error says neither; Jackson's wording needs both ("Object", "Array" or
+    "root"; "name" or "string value").
+    """
+    stack: list[str] = []
+    in_string = is_name = False
+    last = ""  # the last character outside strings that is not whitespace
+    i = 0
+    while i < pos:
+        char = text[i]
+        if in_string:
+            if char == "\\":
+                i += 1
+            elif char == '"':
+                in_string = False
+                last = char
+        elif char == '"':
+            in_string = True
+            is_name = bool(stack) and stack[-1] == "Object" and last in ("{", ",")
+        elif char in "{[":
+            stack.append("Object" if char == "{" else "Array")
+            last = char
+        elif char in "}]":
+            if stack:
+                stack.pop()
+            last = char
+        elif char not in " \t\n\r":
+            last = char
+        i += 1
+    return (stack[-1] if stack else "root"), in_string and is_name
+
+
+def _jackson_reason(exc: json.JSONDecodeError) -> str:
+    """Python's JSON syntax error, reworded as Jackson reports it (§2.1) for the common cases."""
+    text, pos, message = exc.doc, exc.pos, exc.msg
+    container, in_name = _syntax_context(text, pos)
+    char = text[pos] if pos < len(text) else ""
+    if message.startswith("Invalid control character"):
+        where = "name" if in_name else "string value"
+        return (
+            f"Illegal unquoted character ({_char_desc(char)}): "
+            f"has to be escaped using backslash to be included in {where}"
+        )
+    if message.startswith("Unterminated string"):
+        return "Unexpected end-of-input: was expecting closing quote for a string value"
+    if message.startswith("Invalid \\escape") and pos + 1 < len(text):
+        return f"Unrecognized character escape {_char_desc(text[pos + 1])}"
+    if not char:
+        return f"Unexpected end-of-input: expected close marker for {container}"
+    unexpected = f"Unexpected character ({_char_desc(char)})"
+    if message.startswith("Expecting property name") or message.endswith("end of object"):
+        return f"{unexpected}: was expecting double-quote to start field name"
+    if message == "Expecting ':' delimiter":
+        return f"{unexpected}: was expecting a colon to separate field name and value"
+    if message == "Expecting ',' delimiter":
+        return f"{unexpected}: was expecting comma to separate {container} entries"
+    if message == "Expecting value" or message.endswith("end of array"):
+        if char in ",}" or (char == "]" and container == "Array"):
+            return f"{unexpected}: expected a value"  # a trailing comma, or a missing value
+        word = _TOKEN.match(text, pos)
+        if word is not None:
+            return f"Unrecognized token '{word.group()}': was expecting {_VALID_VALUES}"
+        return f"{unexpected}: expected a valid value {_VALID_VALUES}"
+    return str(exc)
+
+
+_TOKEN = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")  # Java identifier characters, ASCII part
+
+
+class _Duplicates(dict[str, Any]):
+    """An event object whose text repeats a key: the last values, plus the others in ``earlier``.
+
+    As a dict it reads like ``json.loads``' result; ``earlier`` holds each repeated key's other
+    values in document order. event-ruler takes every occurrence of a key as a candidate value
+    (``{"a":["x"]}`` matches ``{"a":"x","a":"y"}``; differential run, issue 11). Only objects
+    that repeat a key get this class, so ordinary events stay plain dicts on the fast paths.
+    """
+
+    __slots__ = ("earlier",)
+    earlier: dict[str, list[Any]]
+
+
+def _event_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    duplicates = _Duplicates(obj)
+    duplicates.earlier = {}
+    last = {key: i for i, (key, _) in enumerate(pairs)}
+    for i, (key, value) in enumerate(pairs):
+        if last[key] != i:
+            duplicates.earlier.setdefault(key, []).append(value)
+    return duplicates
+
+
+_EVENT_DECODER = json.JSONDecoder(object_pairs_hook=_event_pairs)
+
+
+def load_event(text: str | bytes) -> Any:
+    """Event text parsed for matching: ``json.loads``, but repeated keys keep every value.
+
+    event-ruler reads every occurrence of a key (issue 11). Raises what ``json.loads`` raises.
+    """
+    if isinstance(text, bytes):
+        text = text.decode(json.detect_encoding(text))
+    return _EVENT_DECODER.decode(text)
 
 
 def _members(obj: Mapping[str, Any]) -> list[tuple[str, Any]]:
@@ -187,12 +421,94 @@ def _plain(value: Any) -> _Json:
         return float(value)
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
+    if value.__class__ is _Num:
+        return value.value
     _fail(f"{type(value).__name__} is not a JSON value")
 
 
 def _is_number(value: Any) -> bool:
     """A JSON number: never a bool, though Python's bool is an int (§3 "types never cross")."""
-    return value.__class__ is int or value.__class__ is float
+    kind = value.__class__
+    return kind is int or kind is float or kind is _Num
+
+
+def _as_num(value: Any) -> _Num:
+    """A number of a pattern as a ``_Num``; a Python number is spelled as ``json.dumps`` would."""
+    if value.__class__ is _Num:
+        return value
+    text = _number_text(value)
+    if not text:
+        _fail("Number is too long")
+    return _Num(text, value)
+
+
+def _number_text(value: int | float) -> str:
+    """A Python number's JSON text ("" for an int past Python's int-to-text digit limit)."""
+    try:
+        return json.dumps(value)
+    except ValueError:
+        return ""
+
+
+_MIN_NORMAL = 2.2250738585072014e-308  # below it a float64 has fewer than 53 significant bits
+_MAX_FLOAT = 1.7976931348623157e308
+_TWO_DIGITS = Context(prec=2, rounding=ROUND_HALF_EVEN)
+
+
+def _java_prints_as_python(number: float) -> bool:
+    """Whether Java's ``Double.toString`` has the value of Python's ``repr`` for ``number``.
+
+    Both print the shortest decimal that reads back as the same float64, but Java prints at
+    least two significant digits, choosing the two-digit decimal closest to the float64 when
+    one digit would do: ``Double.toString(5e-324)`` is ``4.9E-324``. For normal floats the two
+    agree; only subnormals, with few significant bits, can differ.
+    """
+    if not (-_MIN_NORMAL < number < _MIN_NORMAL) or number == 0:
+        return True
+    shortest = Decimal(repr(number))
+    if len(shortest.as_tuple().digits) > 1:
+        return True
+    return _TWO_DIGITS.plus(Decimal(number)) == shortest
+
+
+def _comparable(text: str, number: int | float) -> float | None:
+    """§8: ``number`` (spelled ``text``) as a float64, or None if event-ruler cannot compare it.
+
+    event-ruler v2.0.1 compares numbers as float64 and refuses 0.30000000000000001,
+    9007199254740993, 12345678901234567890, 5e-324 and 1e309 ("Cannot compare number :
+    0.30000000000000001" for a pattern operand; differential run, issue 11). The rule that fits
+    all of them: the float64 must print back (Java's ``Double.toString``, as
+    ``BigDecimal.valueOf(double)`` reads it) as the same decimal value as the text.
+    """
+    if number.__class__ is int and -_SAFE_INT <= number <= _SAFE_INT:
+        return float(number)
+    try:
+        as_float = float(number)
+    except OverflowError:
+        return None
+    if not math.isfinite(as_float):
+        return None
+    if Decimal(text) != Decimal(repr(as_float)) or not _java_prints_as_python(as_float):
+        return None
+    return as_float
+
+
+def _event_float(value: int | float) -> float | None:
+    """§8: a JSON number of an event as a float64, or None if event-ruler cannot compare it.
+
+    An event holds Python numbers, whose text is the one ``json.dumps`` writes: an int's digits
+    (exact) or a float's shortest repr.
+    """
+    if value.__class__ is int:
+        if -_SAFE_INT <= value <= _SAFE_INT:
+            return float(value)
+        text = _number_text(value)
+        return _comparable(text, value) if text else None
+    if _MIN_NORMAL <= value <= _MAX_FLOAT or -_MAX_FLOAT <= value <= -_MIN_NORMAL or value == 0:
+        return float(value)
+    if math.isfinite(value) and _java_prints_as_python(value):
+        return float(value)
+    return None  # 5e-324, or json.loads' inf for 1e309 (or NaN)
 
 
 def _token(value: Any) -> str:
@@ -211,11 +527,13 @@ def _token(value: Any) -> str:
         return "{"
     if isinstance(value, list):
         return "["
+    if value.__class__ is _Num:
+        return value.text  # as written: 1e309, -1e+300 (issue 11)
     return json.dumps(value)
 
 
 # Matcher kinds of the validated tree; each item is (kind, argument).
-_EXACT = "exact"  # str | int | float | bool | None
+_EXACT = "exact"  # str | _Num | bool | None
 _EXACTLY = "exactly"  # str, never an IP range
 _PREFIX = "prefix"
 _PREFIX_EIC = "prefix-eic"
@@ -255,7 +573,7 @@ class _Or:
 
 
 class _Object:
-    """A validated pattern object: (key, child) members, last duplicate kept (§1.7)."""
+    """A validated pattern object: (key, child) members, duplicate keys merged (§1.7)."""
 
     __slots__ = ("members",)
 
@@ -282,10 +600,23 @@ def _walk_object(obj: Mapping[str, Any], in_or: bool) -> _Object:
                 child = _walk_values(value)
             else:
                 _fail(f'"{key}" must be an object or an array')
-        kept.pop(key, None)
-        kept[key] = child
+        prior = kept.pop(key, None)
+        if isinstance(prior, _Object) and isinstance(child, _Object):
+            child = _merge_tree(prior, child)  # duplicate keys merge path by path (issue 11)
+        kept[key] = child  # otherwise the last occurrence wins (§1.7)
     if not members:
         _fail("Empty objects are not allowed")
+    return _Object(tuple(kept.items()))
+
+
+def _merge_tree(old: _Object, new: _Object) -> _Object:
+    """Two validated objects under one key, merged path by path: the last leaf wins."""
+    kept = dict(old.members)
+    for key, child in new.members:
+        prior = kept.pop(key, None)
+        if isinstance(prior, _Object) and isinstance(child, _Object):
+            child = _merge_tree(prior, child)
+        kept[key] = child
     return _Object(tuple(kept.items()))
 
 
@@ -309,8 +640,10 @@ def _walk_values(items: Sequence[Any]) -> _Values:
     for item in items:
         if isinstance(item, Mapping):
             out.append(_walk_matcher(item))
-        elif item is None or isinstance(item, str | bool) or _is_number(item):
+        elif item is None or isinstance(item, str | bool):
             out.append((_EXACT, item))
+        elif _is_number(item):
+            out.append((_EXACT, _as_num(item)))
         else:
             _fail("Match value must be String, number, true, false, or null")
     if not out:
@@ -469,13 +802,11 @@ def _anything_but_set(kind: str, values: list[Any]) -> _Item:
 
 
 def _operand(value: Any) -> float:
-    """§8: a number as float64; operands a float64 cannot hold are rejected."""
-    try:
-        number = float(value)
-    except OverflowError:
-        number = math.inf
-    if not math.isfinite(number) or (value.__class__ is int and number != value):
-        _fail(f"Cannot compare number : {_token(value)}")
+    """§8: a number as float64; operands event-ruler cannot compare are rejected, as written."""
+    num = _as_num(value)
+    number = _comparable(num.text, num.value)
+    if number is None:
+        _fail(f"Cannot compare number : {num.text}")
     return number
 
 
@@ -784,14 +1115,6 @@ def _in_ranges(ranges: list[tuple[int, int, int]]) -> _Pred:
     return cidr
 
 
-def _as_float(value: int | float) -> float:
-    """An event number as float64 (§8); huge integers become infinities."""
-    try:
-        return float(value)
-    except OverflowError:
-        return math.inf if value > 0 else -math.inf
-
-
 def _range_test(low: float | None, low_open: bool, high: float | None, high_open: bool) -> _Pred:
     """§8: one numeric range over a JSON number already taken as float64."""
     if high is None:
@@ -805,39 +1128,46 @@ def _range_test(low: float | None, low_open: bool, high: float | None, high_open
 
 
 def _number_test(
-    exact: frozenset[int | float],
+    exact: frozenset[float],
+    texts: frozenset[str],
     ranges: list[_Range],
     excluded: list[frozenset[float]],
 ) -> _Pred:
-    """§3/§7/§8 for a JSON number (never a bool): exact value, ranges, anything-but numbers."""
-    if not exact and not excluded and len(ranges) == 1:
+    """§3/§7/§8 for a JSON number (never a bool): exact value, ranges, anything-but numbers.
+
+    A number event-ruler cannot compare as float64 (§8: 9007199254740993, 5e-324) is in no
+    range and equals only the same text; numeric exclusions do not exclude it.
+    """
+    if not exact and not texts and not excluded and len(ranges) == 1:
         in_range = _range_test(*ranges[0])
 
         def one_range(value: int | float) -> bool:
-            if value.__class__ is int and not -_SAFE_INT <= value <= _SAFE_INT:
-                value = _as_float(value)
-            return in_range(value)
+            if value.__class__ is int:
+                if -_SAFE_INT <= value <= _SAFE_INT:
+                    return in_range(value)
+            elif _MIN_NORMAL <= value <= _MAX_FLOAT or -_MAX_FLOAT <= value <= -_MIN_NORMAL:
+                return in_range(value)
+            comparable = _event_float(value)
+            return comparable is not None and in_range(comparable)
 
         return one_range
-    representable = frozenset(x for x in exact if math.isfinite(x) and float(x) == x)
     frozen_ranges = tuple(ranges)
     frozen_excluded = tuple(excluded)
 
     def number(value: int | float) -> bool:
-        if value in exact:  # exact value (§3: 300 == 300.0; big integers by exact value)
+        comparable = _event_float(value)
+        if comparable is None:
+            return _number_text(value) in texts or bool(frozen_excluded)
+        if comparable in exact:  # §3: 300 == 300.0 == 3e2
             return True
-        if value.__class__ is int and not -_SAFE_INT <= value <= _SAFE_INT:
-            value = _as_float(value)
-            if value in representable:  # §3 numeric equality, as float64
-                return True
         for low, low_open, high, high_open in frozen_ranges:
-            if low is not None and (value <= low if low_open else value < low):
+            if low is not None and (comparable <= low if low_open else comparable < low):
                 continue
-            if high is not None and (value >= high if high_open else value > high):
+            if high is not None and (comparable >= high if high_open else comparable > high):
                 continue
             return True
         for numbers in frozen_excluded:  # §7: numeric exclusions exclude equal numbers only
-            if value not in numbers:
+            if comparable not in numbers:
                 return True
         return False
 
@@ -847,11 +1177,21 @@ def _number_test(
 class _Condition:
     """One path of a sub-rule: a predicate over its leaves, plus ``exists:false`` (§1.4, §9)."""
 
-    __slots__ = ("path", "nav", "pred", "allow_absent", "exact_keys", "prefixes", "rank")
+    __slots__ = (
+        "path",
+        "nav",
+        "collect",
+        "pred",
+        "allow_absent",
+        "exact_keys",
+        "prefixes",
+        "rank",
+    )
 
     def __init__(self, path: str, values: _Values) -> None:
         self.path = path
         self.nav = _navigator(path)
+        self.collect = _navigator(path, general_only=True)
         compiled = _compile_values(values.items)
         self.pred: _Pred = compiled.pred
         self.allow_absent = compiled.allow_absent
@@ -883,7 +1223,9 @@ def _compile_values(items: tuple[_Item, ...]) -> _Compiled:
     """One value list (§1.4: its items OR'ed) -> one predicate over a leaf of any JSON type."""
     strings: set[str] = set()
     addresses: set[tuple[int, int]] = set()
-    numbers: set[int | float] = set()
+    numbers: set[float] = set()
+    number_texts: set[str] = set()  # numbers event-ruler cannot compare: exact text only
+    number_keys: set[int | float] = set()
     true_ok = false_ok = null_ok = False
     prefixes: list[str] = []
     suffixes: list[str] = []
@@ -909,7 +1251,15 @@ def _compile_values(items: tuple[_Item, ...]) -> _Compiled:
             elif arg is None:
                 null_ok = True  # §3: null matches only null
             else:
-                numbers.add(arg)
+                # §3: a number matches numerically (as float64) and by its exact text; one
+                # event-ruler cannot compare (§8) matches by text only: [1.0000000000000001]
+                # does not equal 1 (issue 11).
+                comparable = _comparable(arg.text, arg.value)
+                if comparable is not None:
+                    numbers.add(comparable)
+                else:
+                    number_texts.add(arg.text)
+                    number_keys.add(arg.value)
         elif kind == _PREFIX:
             prefixes.append(arg)
         elif kind == _WILDCARD and len(arg) == 1:
@@ -955,13 +1305,14 @@ def _compile_values(items: tuple[_Item, ...]) -> _Compiled:
         string_tests.append(_is_address(frozenset(addresses)))
     exact_keys: tuple[Any, ...] | None = None
     if indexable and not allow_absent:
-        keys: list[Any] = [*strings, *numbers]
+        keys: list[Any] = [*strings, *numbers, *number_keys]
         keys += [key for key, ok in ((_TRUE, true_ok), (_FALSE, false_ok), (None, null_ok)) if ok]
         exact_keys = tuple(keys)
     if any_value:
         return _Compiled(_always, allow_absent, None, ())
     kept_prefixes = tuple(prefixes) if exact_keys is not None else ()
-    if not (numbers or ranges or excluded_numbers or true_ok or false_ok or null_ok):
+    has_numbers = bool(numbers or number_texts or ranges or excluded_numbers)
+    if not (has_numbers or true_ok or false_ok or null_ok):
         if not (prefixes or suffixes or string_tests):
             # Only exact strings: a str never equals a non-str, so membership is exact as is.
             return _Compiled(frozenset(strings).__contains__, allow_absent, exact_keys, ())
@@ -979,8 +1330,8 @@ def _compile_values(items: tuple[_Item, ...]) -> _Compiled:
         else _string_test(frozenset(strings), tuple(prefixes), tuple(suffixes), string_tests),
         number=_always
         if numbers_pass
-        else _number_test(frozenset(numbers), ranges, excluded_numbers)
-        if numbers or ranges or excluded_numbers
+        else _number_test(frozenset(numbers), frozenset(number_texts), ranges, excluded_numbers)
+        if has_numbers
         else None,
         true_ok=true_ok,
         false_ok=false_ok,
@@ -1086,7 +1437,7 @@ _Found: TypeAlias = "tuple[Any, ...] | _Leaves"
 _Step: TypeAlias = tuple[tuple[str, int], ...]
 
 
-def _navigator(path: str) -> Callable[[Mapping[str, Any]], _Found]:
+def _navigator(path: str, general_only: bool = False) -> Callable[[Mapping[str, Any]], _Found]:
     """A function returning the leaves at ``path``, fast when no arrays or dotted keys occur.
 
     §12: the path "a.b.c" is reached through keys a/b/c, but also "a.b"/c, a/"b.c" and "a.b.c";
@@ -1100,6 +1451,9 @@ def _navigator(path: str) -> Callable[[Mapping[str, Any]], _Found]:
 
     def general(event: Mapping[str, Any]) -> _Found:
         return _collect(event, 0, steps, n)
+
+    if general_only:  # for an event that repeats a top-level key (_Duplicates)
+        return general
 
     scalars = _SCALARS
     missing = _MISSING
@@ -1217,6 +1571,10 @@ def _collect(start: Any, consumed: int, steps: tuple[_Step, ...], n: int) -> _Fo
                 child = value.get(key, missing)
                 if child is not missing:
                     work.append((child, k, mem))
+            if kind is _Duplicates:  # every occurrence of a repeated key is a candidate
+                for key, k in steps[j]:
+                    for child in value.earlier.get(key, ()):
+                        work.append((child, k, mem))
     if any(mems):
         return _Leaves(vals, mems)
     return tuple(vals)
@@ -1236,12 +1594,15 @@ def _pair(found: _Found) -> _Pair:
     return (found, None)
 
 
-def _match_navigating(rule: _Rule, event: Mapping[str, Any]) -> bool:
-    """Whether one sub-rule matches, walking the event along its paths only."""
+def _match_navigating(rule: _Rule, event: Mapping[str, Any], general: bool = False) -> bool:
+    """Whether one sub-rule matches, walking the event along its paths only.
+
+    ``general``: no fast paths, for an event whose top level repeats a key (``_Duplicates``).
+    """
     arrays = 0
     founds = []
     for condition in rule:
-        found = condition.nav(event)
+        found = condition.collect(event) if general else condition.nav(event)
         founds.append(found)
         if found.__class__ is tuple:
             if found:
@@ -1523,7 +1884,9 @@ class Pattern:
         return frozenset(condition.path for rule in self._rules for condition in rule)
 
     def matches(self, event: Mapping[str, Any]) -> bool:
-        """Whether ``event`` (a ``json.loads`` object) matches, with EventBridge's semantics."""
+        """Whether ``event`` (``json.loads`` or ``load_event`` data) matches, as in EventBridge."""
+        if event.__class__ is _Duplicates:  # a repeated top-level key: the general evaluator
+            return any(_match_navigating(rule, event, general=True) for rule in self._rules)
         return self._match(event)
 
     def __repr__(self) -> str:
@@ -1533,7 +1896,8 @@ class Pattern:
 def compile_pattern(pattern: Mapping[str, Any] | str, *, allow_empty: bool = False) -> Pattern:
     """Validate ``pattern`` exactly as EventBridge does and compile it for fast matching.
 
-    ``pattern`` is JSON text (duplicate keys: the last wins, §1.7) or an already-parsed mapping.
+    ``pattern`` is JSON text or an already-parsed mapping. In text, a key given twice merges
+    path by path, the last leaf winning (§1.7, issue 11), and text after the pattern is ignored.
     Raises ``InvalidPatternError`` with EventBridge's message, ``Event pattern is not valid.
     Reason: ...`` (§2.1). ``{}`` means "match every event" only with ``allow_empty=True``;
     EventBridge itself rejects it.
@@ -1674,7 +2038,8 @@ class PatternSet:
                     found.add(id(bucket))
                     candidates += bucket
                 if kind is int and not -_SAFE_INT <= value <= _SAFE_INT:
-                    bucket = table.get(_as_float(value))  # §3: numeric equality as float64
+                    comparable = _event_float(value)  # §3: numeric equality as float64
+                    bucket = table.get(comparable) if comparable is not None else None
                     if bucket is not None and id(bucket) not in found:
                         found.add(id(bucket))
                         candidates += bucket
@@ -1821,3 +2186,8 @@ def _flatten(
                     child = value.get(key, missing)
                     if child is not missing:
                         work.append((child, below, mem))
+            if kind is _Duplicates:  # every occurrence of a repeated key is a candidate
+                for key, earlier in value.earlier.items():
+                    below = children.get(key)
+                    if below is not None:
+                        work.extend((child, below, mem) for child in earlier)

@@ -93,7 +93,7 @@ NUMERIC = [
     (x({"numeric": [">", 1, "<", 1]}), "Bottom must be less than top"),
     (x({"numeric": [">=", 5, "<=", 5]}), "Bottom must be less than top"),
     (x({"numeric": ["=", 9007199254740993]}), "Cannot compare number : 9007199254740993"),
-    ('{"x": [{"numeric": [">", 1e400]}]}', "Cannot compare number : Infinity"),
+    ('{"x": [{"numeric": [">", 1e400]}]}', "Cannot compare number : 1e400"),
     (x({"numeric": [">", 1], "x": 1}), "Too many elements in numeric expression"),
 ]
 
@@ -295,11 +295,11 @@ def test_huge_or_expansions_are_counted_not_built() -> None:
 @pytest.mark.parametrize(
     ("text", "reason_start"),
     [
-        ("{'a': ['b']}", "Expecting property name enclosed in double quotes"),
-        ('{"a": [closed]}', "Expecting value"),
+        ("{'a': ['b']}", "Unexpected character (''' (code 39))"),
+        ('{"a": [closed]}', "Unrecognized token 'closed'"),
         ('{"a": [NaN]}', "Non-standard token 'NaN'"),
         ('{"a": [Infinity]}', "Non-standard token 'Infinity'"),
-        ("", "Expecting value"),
+        ("", "Filter is not an object"),
     ],
 )
 def test_invalid_json(text: str, reason_start: str) -> None:

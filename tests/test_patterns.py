@@ -100,7 +100,9 @@ def test_json_types_never_cross(values: list[Any], value: Any, expected: bool) -
         ([12345678901234567890], 12345678901234567890, True),
         ([12345678901234567890], 12345678901234567891, False),
         ([9007199254740993], 9007199254740992.0, False),
-        ([9007199254740992], 9007199254740993, True),
+        # Issue 11: event-ruler cannot compare 9007199254740993 as float64, so only its text
+        # could match it.
+        ([9007199254740992], 9007199254740993, False),
     ),
 )
 def test_numbers_compare_by_value(values: list[Any], value: Any, expected: bool) -> None:
@@ -505,8 +507,9 @@ def test_anything_but_is_ored_with_other_items(
         ([{"numeric": [">", 0]}], None, False),
         ([{"numeric": [">=", 0]}], True, False),
         ([{"numeric": ["=", 0]}], False, False),
-        ([{"numeric": [">", 1]}], 10**400, True),
-        ([{"numeric": ["<", 0]}], -(10**400), True),
+        # Issue 11: beyond float64 an event number is in no range (event-ruler cannot compare it).
+        ([{"numeric": [">", 1]}], 10**400, False),
+        ([{"numeric": ["<", 0]}], -(10**400), False),
         ([{"numeric": ["<", 1e300]}], 1e308, False),
     ),
 )

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+from decimal import Decimal
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hookcli.patterns import InvalidPatternError, PatternSet, compile_pattern
+from hookcli.patterns import InvalidPatternError, PatternSet, compile_pattern, load_event
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -214,9 +215,65 @@ def test_source_compiles_to_the_same_matcher(
 
 
 @SETTINGS
-@given(st.floats(allow_nan=False, allow_infinity=False), st.integers(-(2**60), 2**60))
+@given(
+    st.floats(allow_nan=False, allow_infinity=False, allow_subnormal=False),
+    st.integers(-(2**60), 2**60),
+)
 def test_numeric_ranges_agree_with_float64(low: float, value: int) -> None:
     """§8: a numeric bound compares like float64 arithmetic on the event's number."""
     pattern = compile_pattern({"n": [{"numeric": [">", low]}]})
-    assert pattern.matches({"n": value}) is (float(value) > low)
+    # §8 / issue 11: an integer whose float64 does not print back as itself is in no range.
+    comparable = abs(value) <= 2**53 or Decimal(repr(float(value))) == value
+    assert pattern.matches({"n": value}) is (comparable and float(value) > low)
     assert math.isfinite(low)
+
+
+def event_text(pairs: list[tuple[str, Any]]) -> str:
+    """JSON text of an object whose keys may repeat (a dict cannot hold that)."""
+    return "{" + ",".join(f"{json.dumps(key)}:{json.dumps(value)}" for key, value in pairs) + "}"
+
+
+@SETTINGS
+@given(
+    st.lists(PATTERN_OBJECTS, min_size=1, max_size=6),
+    st.lists(st.integers(0, 5), max_size=3),
+    st.lists(st.lists(st.tuples(KEYS, EVENTS), max_size=5), max_size=4),
+)
+def test_pattern_set_agrees_after_removals_and_on_repeated_keys(
+    patterns: list[dict[str, Any]], removed: list[int], events: list[list[tuple[str, Any]]]
+) -> None:
+    """PatternSet.matches == {names whose Pattern.matches}, after removals, for events whose
+    text repeats keys (issue 11: event-ruler's own multi-rule Machine broke this 4,356 times)."""
+    compiled = {}
+    pattern_set = PatternSet()
+    for i, pattern in enumerate(patterns):
+        try:
+            compiled[f"p{i}"] = compile_pattern(pattern)
+        except InvalidPatternError:
+            continue
+        pattern_set.add(f"p{i}", compiled[f"p{i}"])
+    pattern_set.matches({})  # build the index, so the removals below must rebuild it
+    for i in removed:
+        if f"p{i}" in compiled:
+            del compiled[f"p{i}"]
+            pattern_set.remove(f"p{i}")
+    for pairs in events:
+        event = load_event(event_text(pairs))
+        expected = {name for name, pattern in compiled.items() if pattern.matches(event)}
+        assert pattern_set.matches(event) == expected
+
+
+@SETTINGS
+@given(PATTERN_OBJECTS, PATTERN_OBJECTS, OBJECT_EVENTS)
+def test_repeated_pattern_keys_compile_like_their_merged_source(
+    first: dict[str, Any], second: dict[str, Any], event: dict[str, Any]
+) -> None:
+    """Text repeating keys (two objects' members in one) matches like its merged source."""
+    members = [*first.items(), *second.items()]
+    text = "{" + ",".join(f"{json.dumps(k)}:{json.dumps(v)}" for k, v in members) + "}"
+    try:
+        compiled = compile_pattern(text)
+    except InvalidPatternError:
+        return
+    again = compile_pattern(compiled.source)
+    assert again.matches(event) is compiled.matches(event)

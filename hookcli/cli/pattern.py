@@ -48,7 +48,7 @@ def test(
 
     from hookcli.cli.render import render_verdicts
     from hookcli.events import Document, format_time, load_json_object, new_event_id
-    from hookcli.patterns import compile_pattern
+    from hookcli.patterns import compile_pattern, load_event
     from hookcli.send import as_stored, is_put_entry
 
     if (event is None) == (events is None):
@@ -56,9 +56,12 @@ def test(
     compiled = compile_pattern(read_text(pattern, "pattern"))
     now = format_time(datetime.now(UTC))
     if event is not None:
-        document = load_json_object(read_text(event, "event"), "event")
+        text = read_text(event, "event")
+        document = load_json_object(text, "event")  # a clear error for text that is no object
         if is_put_entry(document):  # a PutEvents entry: test the event the bus makes of it
             document = as_stored(Document("", document), "event", event_id=new_event_id(), time=now)
+        else:
+            document = load_event(text)  # keys given twice keep every value (issue 11)
         matched = compiled.matches(document)
         render_verdicts([(None, matched, document)], as_json=as_json)
         raise typer.Exit(0 if matched else 1)
