@@ -87,9 +87,10 @@ def _root(
 
 def _register() -> None:
     """Attach every command group; each module keeps its heavy imports inside its commands."""
-    from hookcli.cli import demo, events, listen, pattern, relay, replay, send
+    from hookcli.cli import demo, events, expect, listen, pattern, relay, replay, send
 
     listen.register(app)
+    expect.register(app)
     replay.register(app)
     send.register(app)
     events.register(app)
