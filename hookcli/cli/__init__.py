@@ -18,7 +18,8 @@ from hookcli import __version__
 from hookcli.errors import HookError
 
 EXIT_CODES_HELP = (
-    "Exit codes: 0 ok; 1 no match / a delivery failed; 2 bad usage, pattern or event; "
+    "Exit codes: 0 ok; 1 no match / a delivery failed / expect timed out; "
+    "2 bad usage, pattern or event; "
     "3 relay unreachable or protocol error; 4 auth refused; 5 not found; 6 AWS source error; "
     "7 store error; 8 target setup error; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM)."
 )
