@@ -19,7 +19,8 @@ into these at the adapter edge (``raise SourceError(...) from exc``).
     │   └── MissingExtraError      exit 6   an optional dependency (moto) is not installed
     ├── StoreError                 exit 7   the relay's store cannot be opened or written
     ├── TargetError                exit 8   a target cannot be set up (not: one failed delivery)
-    └── DeliveryFailedError        exit 1   a replay or one-shot delivery ended failed
+    ├── DeliveryFailedError        exit 1   a replay or one-shot delivery ended failed
+    └── MissingEventsError         exit 1   `hook expect` timed out before N events matched
 
 Exit 1 is also ``hook pattern test``'s "no match", as grep uses it; 130 is Ctrl-C.
 """
@@ -109,5 +110,11 @@ class TargetError(HookError):
 
 class DeliveryFailedError(HookError):
     """A one-shot delivery (replay) ended failed; listening commands never raise it."""
+
+    exit_code = 1
+
+
+class MissingEventsError(HookError):
+    """Fewer matching events than expected arrived before the timeout (``hook expect``)."""
 
     exit_code = 1

@@ -7,6 +7,7 @@ its ``--json`` line, so the JSON output contract is this module.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 from typing import Any, Literal
 
@@ -100,3 +101,41 @@ class Caught:
 
 
 Update = Ready | Received | Retry | Delivered | State | Notice | Caught
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveReplay:
+    """Where an EventBridge archive replay stands (``hook replay --archive``), from DescribeReplay.
+
+    Not part of ``Update``: it comes from AWS, not from a relay stream, and has its own renderer.
+    """
+
+    name: str
+    archive: str
+    state: str
+    event_start: datetime | None
+    event_end: datetime | None
+    #: The event time the replay has reached (EventLastReplayedTime): its progress.
+    reached: datetime | None = None
+    reason: str = ""
+    #: The rules the replay goes to: the relay's own, so production targets see nothing.
+    rules: tuple[str, ...] = ()
+    kind: Literal["archive-replay"] = "archive-replay"
+
+    @property
+    def done(self) -> bool:
+        """True once the state is final."""
+        return self.state in ("COMPLETED", "CANCELLED", "FAILED")
+
+    @property
+    def progress(self) -> float | None:
+        """How much of the time window was replayed, 0 to 1 (None before the first event)."""
+        if self.state == "COMPLETED":
+            return 1.0
+        if self.reached is None or self.event_start is None or self.event_end is None:
+            return None
+        span = (self.event_end - self.event_start).total_seconds()
+        if span <= 0:
+            return None
+        done = (self.reached - self.event_start).total_seconds() / span
+        return min(1.0, max(0.0, done))

@@ -18,7 +18,8 @@ from hookcli import __version__
 from hookcli.errors import HookError
 
 EXIT_CODES_HELP = (
-    "Exit codes: 0 ok; 1 no match / a delivery failed; 2 bad usage, pattern or event; "
+    "Exit codes: 0 ok; 1 no match / a delivery failed / expect timed out; "
+    "2 bad usage, pattern or event; "
     "3 relay unreachable or protocol error; 4 auth refused; 5 not found; 6 AWS source error; "
     "7 store error; 8 target setup error; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM)."
 )
@@ -87,9 +88,10 @@ def _root(
 
 def _register() -> None:
     """Attach every command group; each module keeps its heavy imports inside its commands."""
-    from hookcli.cli import demo, events, listen, pattern, relay, replay, send, transform
+    from hookcli.cli import demo, events, expect, listen, pattern, relay, replay, send, transform
 
     listen.register(app)
+    expect.register(app)
     replay.register(app)
     send.register(app)
     events.register(app)

@@ -354,3 +354,18 @@ def teardown(
         typer.echo(f"Nothing to remove: no resources tagged hook:relay={name} on bus {bus}.")
     for line in removed:
         typer.echo(f"removed {line}")
+
+
+@group.command("archives")
+def archives(
+    as_json: o.JsonOut = False,
+    relay: o.Relay = None,
+    token: o.Token = None,
+) -> None:
+    """List the EventBridge archives of the relay's bus: state, retention, events and size.
+
+    Replay one onto the relay only with `hook replay --archive NAME --since TIME`.
+    """
+    from hookcli.cli.archive import archives as run
+
+    run(relay, token, as_json)

@@ -15,11 +15,12 @@ from collections import deque
 from collections.abc import Sequence
 from datetime import datetime
 from json.encoder import encode_basestring as _string
-from typing import Any, Literal, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TextIO
 
 from hookcli.errors import HookError
 from hookcli.events import Event, short_text
 from hookcli.updates import (
+    ArchiveReplay,
     Caught,
     ConnectionState,
     Delivered,
@@ -30,6 +31,9 @@ from hookcli.updates import (
     State,
     Update,
 )
+
+if TYPE_CHECKING:
+    from hookcli.sources.eventbridge import ArchiveInfo
 
 Kind = Literal["listen", "tail", "replay"]
 
@@ -473,7 +477,7 @@ def render_history(rows: list[dict[str, Any]], *, as_json: bool) -> None:
             str(row["seq"]),
             event["id"],
             event["source"],
-            event["detail-type"],
+            _with_replay(event),
             results,
             style=style,
         )
@@ -493,7 +497,7 @@ def render_event_record(record: dict[str, Any], *, as_json: bool) -> None:
     event = record["event"]
     console.print(
         f"[bold]{event['detail-type']}[/bold]  [cyan]{event['source']}[/cyan]  {event['id']}"
-        f"  seq {record['seq']}  received {_when(record.get('received'))}"
+        f"  seq {record['seq']}  received {_when(record.get('received'))}{_replay_note(event)}"
     )
     console.print(_syntax_json(event))
     request = record.get("request")
@@ -700,10 +704,127 @@ def _activity_json(update: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _size(size: int) -> str:
-    """Bytes for a person: ``512 B``, ``4.2 KiB``, ``1.0 MiB``."""
-    if size < 1024:
-        return f"{size} B"
-    if size < 1024 * 1024:
-        return f"{size / 1024:.1f} KiB"
-    return f"{size / 1024 / 1024:.1f} MiB"
+# ------------------------------------------------------------------ archives (replay --archive)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def render_archive_replay(update: ArchiveReplay, *, as_json: bool) -> None:
+    """One line per change of an archive replay: state, the event time reached, progress."""
+    progress = update.progress
+    if use_json(as_json):
+        JsonRenderer._write(
+            sys.stdout,
+            {
+                "type": update.kind,
+                "replay": update.name,
+                "archive": update.archive,
+                "state": update.state,
+                "reason": update.reason or None,
+                "event_start": _iso(update.event_start),
+                "event_end": _iso(update.event_end),
+                "reached": _iso(update.reached),
+                "progress": None if progress is None else round(progress, 4),
+                "rules": list(update.rules),
+            },
+        )
+        return
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    style = {"COMPLETED": "green", "FAILED": "red", "CANCELLED": "yellow"}.get(update.state)
+    line = f"{datetime.now():%H:%M:%S}  replay {update.name}  {update.state}"
+    if update.reached is not None:
+        line += f"  events up to {update.reached.astimezone():%Y-%m-%d %H:%M:%S} replayed"
+    if progress is not None:
+        line += f"  ({progress:.0%})"
+    if update.reason:
+        line += f"  {update.reason}"
+    console.print(line, style=style, markup=False)
+    if update.state == "STARTING" and update.rules:
+        window = f"{_when(update.event_start.timestamp())} to " if update.event_start else ""
+        end = _when(update.event_end.timestamp()) if update.event_end else "?"
+        console.print(
+            f"  archive {update.archive}, events from {window}{end}, to the relay's rule only",
+            style="dim",
+            markup=False,
+        )
+    if update.state == "COMPLETED":
+        pattern = json.dumps({"replay-name": [update.name]})
+        console.print(
+            f"  replayed events carry replay-name {update.name}; see them with: "
+            f"hook tail --from 0 --pattern '{pattern}'",
+            style="dim",
+            markup=False,
+        )
+
+
+def render_archives(rows: Sequence[ArchiveInfo], *, as_json: bool) -> None:
+    """``hook relay archives``: a table on a terminal, one JSON object per archive otherwise."""
+    if use_json(as_json):
+        for row in rows:
+            JsonRenderer._write(
+                sys.stdout,
+                {
+                    "type": "archive",
+                    "name": row.name,
+                    "state": row.state,
+                    "retention_days": row.retention_days,
+                    "event_count": row.event_count,
+                    "size_bytes": row.size_bytes,
+                    "created": _iso(row.created),
+                    "reason": row.reason or None,
+                },
+            )
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    if not rows:
+        console.print("The relay's bus has no archives.", style="dim")
+        return
+    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    for column in ("archive", "state", "retention", "events", "size", "created"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(
+            row.name,
+            row.state,
+            f"{row.retention_days} days" if row.retention_days else "forever",
+            str(row.event_count),
+            _size(row.size_bytes),
+            _when(row.created.timestamp()) if row.created else "?",
+        )
+    console.print(table)
+    console.print("Event counts and sizes can lag up to 24 hours (EventBridge).", style="dim")
+
+
+def _size(count: int) -> str:
+    """Bytes for a person: ``512 B``, ``4.2 KiB``, ``1.0 MiB``, ``2.0 GiB``."""
+    size = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{count} B"  # pragma: no cover
+
+
+def _with_replay(event: dict[str, Any]) -> str:
+    """The detail-type cell of ``hook events``, with the archive replay that re-sent it."""
+    name = event.get("replay-name")
+    return (
+        f"{event['detail-type']}\n(replay {name})"
+        if isinstance(name, str)
+        else event["detail-type"]
+    )
+
+
+def _replay_note(event: dict[str, Any]) -> str:
+    """``  replay NAME`` for ``hook events show`` when an archive replay re-sent the event."""
+    from rich.markup import escape
+
+    name = event.get("replay-name")
+    return f"  [yellow]replay {escape(name)}[/yellow]" if isinstance(name, str) else ""

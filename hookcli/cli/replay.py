@@ -28,8 +28,28 @@ def replay(
     ] = None,
     since: Annotated[
         str | None,
-        typer.Option("--since", help="With --failed: failures recorded since this ISO time."),
+        typer.Option(
+            "--since",
+            help="With --failed: failures recorded since this ISO time. With --archive: "
+            "archived events from this time (ISO, or 2h / 1d for that long ago).",
+        ),
     ] = None,
+    archive: Annotated[
+        str | None,
+        typer.Option(
+            "--archive",
+            help="Replay this EventBridge archive of the relay's bus onto the relay only "
+            "(its own rule; production targets see nothing). Needs --since.",
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option("--until", help="With --archive: events up to this time (default: now)."),
+    ] = None,
+    poll: Annotated[
+        float,
+        typer.Option("--poll", min=0.1, help="With --archive: seconds between progress checks."),
+    ] = 5.0,
     target: o.TargetUrl = None,
     exec_: o.ExecCmd = None,
     handler: o.Handler = None,
@@ -62,7 +82,17 @@ def replay(
     Webhooks are replayed byte for byte (signatures still verify). Each result is recorded in
     the relay's history. Exit 0 when every replay was delivered, 1 when any failed, 5 for an
     unknown event id.
+
+    With --archive NAME --since TIME: EventBridge replays that archive of the relay's bus to
+    the relay's rule only; progress is shown until it completes, Ctrl-C cancels it (exit 130).
+    The relay receives the events marked with replay-name, and listeners get them as usual.
+    Exit 0 when it completed, 6 when it failed or AWS refused.
     """
+    if archive is not None:
+        from hookcli.cli.archive import replay_archive
+
+        mixed = bool(event_ids) or failed
+        return replay_archive(archive, since, until, poll, relay, token, as_json, mixed=mixed)
     from hookcli.cli.listen import run_rendered
     from hookcli.config import resolve
     from hookcli.delivery import RetryPolicy

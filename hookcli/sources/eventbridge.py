@@ -22,6 +22,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -889,3 +890,181 @@ def read_rule(settings: AwsSettings, rule: str, target_id: str | None = None) ->
         pattern=described.get("EventPattern"),
         target=chosen,
     )
+
+
+# -- archives and replays -------------------------------------------------------------------
+#
+# `hook replay --archive` replays an archive of the relay's bus onto the relay only: StartReplay
+# with Destination.FilterArns = [the relay's rule], so production rules on the bus never see the
+# replayed events (EventBridge user guide, "Replaying archived events": "Specify rules").
+
+#: Replay names: 1-64 of ``[.-_A-Za-z0-9]`` (EventBridge API reference, StartReplay).
+REPLAY_NAME_MAX = 64
+_REPLAY_UNSAFE = re.compile(r"[^.\-_A-Za-z0-9]")
+#: Replay states after which DescribeReplay will not change any more.
+REPLAY_DONE = frozenset({"COMPLETED", "CANCELLED", "FAILED"})
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveInfo:
+    """One archive of a bus, as ListArchives reports it (counts lag up to 24 h in AWS)."""
+
+    name: str
+    state: str
+    retention_days: int
+    event_count: int
+    size_bytes: int
+    created: datetime | None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayStatus:
+    """A replay as StartReplay / DescribeReplay report it."""
+
+    name: str
+    arn: str
+    state: str
+    reason: str = ""
+    archive_arn: str = ""
+    destination: str = ""
+    filter_arns: tuple[str, ...] = ()
+    event_start: datetime | None = None
+    event_end: datetime | None = None
+    #: How far the replay got: the event time of the last event replayed.
+    event_last_replayed: datetime | None = None
+    replay_start: datetime | None = None
+    replay_end: datetime | None = None
+
+    @property
+    def done(self) -> bool:
+        """True once the state is final (completed, cancelled or failed)."""
+        return self.state in REPLAY_DONE
+
+
+def replay_name(relay_name: str, now: datetime) -> str:
+    """A replay name unique per second: ``hook-<relay>-<UTC time>`` (names stay taken 90 days)."""
+    stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    relay = _REPLAY_UNSAFE.sub("-", relay_name)[: REPLAY_NAME_MAX - len(stamp) - 6]
+    return f"hook-{relay}-{stamp}"
+
+
+def list_archives(settings: AwsSettings) -> list[ArchiveInfo]:
+    """The archives whose source is the bus (ListArchives filtered by the bus ARN)."""
+    events = events_client(settings)
+    bus = _describe_bus(events, settings)
+    if bus is None:
+        raise _missing_bus(settings, events.meta.region_name)
+    found: list[ArchiveInfo] = []
+    token: str | None = None
+    while True:
+        with _aws("events:ListArchives", f"listing the archives of bus {bus[0]}", settings):
+            page = (
+                events.list_archives(EventSourceArn=bus[1], NextToken=token)
+                if token
+                else events.list_archives(EventSourceArn=bus[1])
+            )
+        for item in page.get("Archives", []):
+            found.append(
+                ArchiveInfo(
+                    name=str(item.get("ArchiveName", "")),
+                    state=str(item.get("State", "")),
+                    retention_days=int(item.get("RetentionDays", 0) or 0),
+                    event_count=int(item.get("EventCount", 0) or 0),
+                    size_bytes=int(item.get("SizeBytes", 0) or 0),
+                    created=item.get("CreationTime"),
+                    reason=str(item.get("StateReason", "") or ""),
+                )
+            )
+        token = page.get("NextToken")
+        if not token:
+            return sorted(found, key=lambda archive: archive.name)
+
+
+def start_replay(
+    settings: AwsSettings, archive: str, since: datetime, until: datetime, name: str
+) -> ReplayStatus:
+    """Replay ``archive`` (events with a time in [since, until)) to the relay's rule only.
+
+    The archive must be one of the relay's bus (EventBridge replays only to the bus that emitted
+    the events), and the relay's rule is found by its tags, as ``provision`` made it.
+    """
+    events = events_client(settings)
+    bus = _describe_bus(events, settings)
+    if bus is None:
+        raise _missing_bus(settings, events.meta.region_name)
+    bus_name, bus_arn = bus
+    try:
+        with _aws("events:DescribeArchive", f"looking up archive {archive}", settings):
+            described = events.describe_archive(ArchiveName=archive)
+    except SourceError as exc:
+        if error_code(exc.__cause__) == "ResourceNotFoundException":
+            raise SourceError(
+                f"no archive named {archive!r} in {events.meta.region_name}",
+                hint="`hook relay archives` lists the archives of the relay's bus",
+            ) from exc
+        raise
+    if described.get("EventSourceArn") != bus_arn:
+        raise SourceError(
+            f"archive {archive!r} archives {described.get('EventSourceArn')}, not the relay's "
+            f"bus {bus_arn}",
+            hint="EventBridge replays an archive only onto its own bus; "
+            "`hook relay archives` lists the relay's",
+        )
+    name_prefix = resource_name(settings.relay_name, bus_name)
+    rules, _ = _find_rules(events, settings, bus_name, name_prefix)
+    if not rules:
+        raise SourceError(
+            f"relay {settings.relay_name!r} has no rule on bus {bus_name!r} to replay to",
+            hint="start the relay (`hook relay serve --bus ...`), which creates its rule",
+        )
+    with _aws("events:StartReplay", f"starting a replay of archive {archive}", settings):
+        started = events.start_replay(
+            ReplayName=name,
+            Description=f"hook: archive {archive} onto relay {settings.relay_name} only",
+            EventSourceArn=str(described["ArchiveArn"]),
+            EventStartTime=since,
+            EventEndTime=until,
+            Destination={"Arn": bus_arn, "FilterArns": [rule.arn for rule in rules]},
+        )
+    return ReplayStatus(
+        name=name,
+        arn=str(started.get("ReplayArn", "")),
+        state=str(started.get("State", "STARTING")),
+        reason=str(started.get("StateReason", "") or ""),
+        archive_arn=str(described["ArchiveArn"]),
+        destination=bus_arn,
+        filter_arns=tuple(rule.arn for rule in rules),
+        event_start=since,
+        event_end=until,
+        replay_start=started.get("ReplayStartTime"),
+    )
+
+
+def describe_replay(settings: AwsSettings, name: str) -> ReplayStatus:
+    """The replay's state and progress (``event_last_replayed``) from DescribeReplay."""
+    events = events_client(settings)
+    with _aws("events:DescribeReplay", f"reading replay {name}", settings):
+        data = events.describe_replay(ReplayName=name)
+    destination = data.get("Destination", {})
+    return ReplayStatus(
+        name=str(data.get("ReplayName", name)),
+        arn=str(data.get("ReplayArn", "")),
+        state=str(data.get("State", "")),
+        reason=str(data.get("StateReason", "") or ""),
+        archive_arn=str(data.get("EventSourceArn", "")),
+        destination=str(destination.get("Arn", "")),
+        filter_arns=tuple(destination.get("FilterArns", []) or ()),
+        event_start=data.get("EventStartTime"),
+        event_end=data.get("EventEndTime"),
+        event_last_replayed=data.get("EventLastReplayedTime"),
+        replay_start=data.get("ReplayStartTime"),
+        replay_end=data.get("ReplayEndTime"),
+    )
+
+
+def cancel_replay(settings: AwsSettings, name: str) -> str:
+    """Ask EventBridge to stop the replay; returns the state it answers (``CANCELLING``)."""
+    events = events_client(settings)
+    with _aws("events:CancelReplay", f"cancelling replay {name}", settings):
+        return str(events.cancel_replay(ReplayName=name).get("State", "CANCELLING"))
