@@ -166,10 +166,10 @@ def _passes(check: Callable[[dict[str, Any]], bool], line: str) -> bool:
 class Terminal:
     """A `hook` subprocess whose stdin and stdout are a pseudo-terminal; stderr is piped."""
 
-    def __init__(self, env: dict[str, str], *args: str) -> None:
+    def __init__(self, env: dict[str, str], *args: str, columns: int = 200) -> None:
         master, slave = pty.openpty()
         # 200 columns: rich wraps at the terminal's width, and a line must fit to be matched.
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "hookcli", *args],
             stdin=slave,
@@ -232,8 +232,8 @@ def terminal(env: dict[str, str]) -> Iterator[Callable[..., Terminal]]:
     """Start `hook` on a pseudo-terminal; closed (and killed if need be) at the end."""
     started: list[Terminal] = []
 
-    def start(*args: str) -> Terminal:
-        started.append(Terminal(env, *args))
+    def start(*args: str, columns: int = 200) -> Terminal:
+        started.append(Terminal(env, *args, columns=columns))
         return started[-1]
 
     yield start
@@ -616,6 +616,11 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
         (("--status", "failed"), [3, 2, 1]),
         (("--limit", "2"), [4, 3]),
         (("--source", "webhook.shop", "--detail-type", "OrderCreated", "--limit", "1"), [4]),
+        (("--source", "webhook.billing", "--source", "webhook.shop"), [4, 3, 2, 1]),
+        (("--source", "webhook.billing", "--source", "webhook.other"), [2]),
+        (("--detail-type", "OrderShipped", "--detail-type", "OrderCreated"), [4, 3, 2, 1]),
+        (("--detail-type", "OrderShipped", "--detail-type", "Nope"), [3]),
+        (("--source", "webhook.shop", "--detail-type", "OrderShipped", "--detail-type", "X"), [3]),
     ],
 )
 def test_events_filters(
@@ -657,8 +662,26 @@ def test_events_pending_needs_a_listener(seeded: Seeded, env: dict[str, str]) ->
 
 
 def test_events_on_a_terminal_is_a_table(seeded: Seeded, terminal: Callable[..., Terminal]) -> None:
-    """On a TTY, `hook events` is a table: id, source, detail-type and each listener's result."""
-    listed = terminal("events", "--relay", seeded.relay.url)
+    """On an 80-column TTY, `hook events` is a table of one line per listener result: short id,
+    source, detail-type and a mark, code and listener per result (no id wrapped)."""
+    listed = terminal("events", "--relay", seeded.relay.url, columns=80)
+    code, err = listed.wait()
+    assert code == 0, err
+    lines = listed.text.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert not any(seeded.ids[3] in line for line in lines)
+    [at] = [n for n, line in enumerate(lines) if seeded.ids[3][:8] in line]
+    assert re.search(
+        rf"{seeded.ids[3][:8]}\s+webhook\.shop\s+OrderShipped\s+✗ failed 503 x$", lines[at]
+    )
+    assert lines[at + 1].rstrip().endswith("✓ 200 y")
+
+
+def test_events_wide_shows_full_ids_and_results(
+    seeded: Seeded, terminal: Callable[..., Terminal]
+) -> None:
+    """`hook events --wide`: full ids, each listener's status, code and latency."""
+    listed = terminal("events", "--wide", "--relay", seeded.relay.url)
     code, err = listed.wait()
     assert code == 0, err
     lines = listed.text.splitlines()

@@ -251,6 +251,8 @@ class TerminalRenderer:
         self.retrying: set[str] = set()
         self.times: deque[float] = deque(maxlen=200)
         self.total: int | None = None
+        #: The listener's identity, from its ready line: the status line repeats it.
+        self.identity = ""
         self.live = Live(self._status(), console=self.console, refresh_per_second=4, transient=True)
         self.live.start()
 
@@ -288,6 +290,8 @@ class TerminalRenderer:
             text.append(f"   delivered {self.delivered}", style="green")
             text.append(f"   failed {self.failed}", style="red" if self.failed else "")
             text.append(f"   retrying {len(self.retrying)}")
+            if self.identity:
+                text.append(f"   as {self.identity}", style="dim")
         now = time.monotonic()
         recent = [t for t in self.times if now - t <= 10]
         if len(recent) > 1:
@@ -352,6 +356,7 @@ class TerminalRenderer:
     def _ready(self, update: Ready) -> None:
         from rich.text import Text
 
+        self.identity = update.listener if self.kind == "listen" else ""
         if update.reconnect:
             self.console.print(Text(f"reconnected; resuming after #{update.start}", style="green"))
             return
@@ -435,8 +440,9 @@ def _when(epoch: object) -> str:
     return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _results_cell(deliveries: list[dict[str, Any]]) -> str:
-    """The latest result per listener: ``alice@host delivered 12 ms``."""
+def _results_cell(deliveries: list[dict[str, Any]], *, wide: bool = True) -> str:
+    """The latest result per listener: ``alice@host:3000 delivered 200 12 ms`` (wide) or
+    ``✗ 500 alice@host:3000`` (narrow: the status as a mark, so a row fits 80 columns)."""
     latest: dict[str, dict[str, Any]] = {}
     for delivery in deliveries:
         latest[delivery["listener"]] = delivery
@@ -444,12 +450,30 @@ def _results_cell(deliveries: list[dict[str, Any]]) -> str:
     for name, d in latest.items():
         code = f" {d['code']}" if d.get("code") is not None else ""
         replay = " (replay)" if d.get("replay") else ""
-        parts.append(f"{name} {d['status']}{code} {d['latency_ms']:.0f} ms{replay}")
+        if wide:
+            parts.append(f"{name} {d['status']}{code} {d['latency_ms']:.0f} ms{replay}")
+        else:
+            mark = "✓" if d["status"] == "delivered" else "✗ failed"
+            parts.append(f"{mark}{code} {name}{replay}")
     return "\n".join(parts) if parts else "-"
 
 
-def render_history(rows: list[dict[str, Any]], *, as_json: bool) -> None:
-    """``hook events``: a table on a terminal, one JSON object per event otherwise."""
+def _received_cell(epoch: object, wide: bool) -> str:
+    """The full date and time (wide), or the time alone for today's events."""
+    if wide or not isinstance(epoch, int | float):
+        return _when(epoch)
+    moment = datetime.fromtimestamp(epoch)
+    same_day = moment.date() == datetime.now().date()
+    return moment.strftime("%H:%M:%S" if same_day else "%m-%d %H:%M")
+
+
+def render_history(rows: list[dict[str, Any]], *, as_json: bool, wide: bool = False) -> None:
+    """``hook events``: a table on a terminal, one JSON object per event otherwise.
+
+    The table fits 80 columns: short ids (which every command taking an id accepts), the time
+    alone for today, source and detail-type cut with an ellipsis, one mark per listener's
+    result. ``wide`` shows full ids, dates and results.
+    """
     if use_json(as_json):
         for row in rows:
             JsonRenderer._write(sys.stdout, {"type": "history", **row})
@@ -462,22 +486,44 @@ def render_history(rows: list[dict[str, Any]], *, as_json: bool) -> None:
         console.print("No events match.", style="dim")
         return
     table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    cut: dict[str, int | None] = {
+        "source": None if wide else 16,
+        "detail-type": None if wide else 18,
+    }
     for column in ("received", "seq", "id", "source", "detail-type", "results"):
-        table.add_column(column, overflow="fold")
+        width = cut.get(column)
+        table.add_column(
+            column,
+            overflow="fold" if column == "results" or wide else "ellipsis",
+            no_wrap=column != "results" and not wide,
+            max_width=width,
+        )
     for row in rows:
         event = row["event"]
-        results = _results_cell(row.get("deliveries", []))
-        style = "red" if " failed" in results else None
+        results = _results_cell(row.get("deliveries", []), wide=wide)
+        style = "red" if "failed" in results else None
         table.add_row(
-            _when(row.get("received")),
+            _received_cell(row.get("received"), wide),
             str(row["seq"]),
-            event["id"],
+            event["id"] if wide else event["id"][:8],
             event["source"],
             event["detail-type"],
             results,
             style=style,
         )
     console.print(table)
+
+
+def _delivery_story(d: dict[str, Any]) -> str:
+    """Where a delivery went and, for a replay, which failure it answers and who ran it."""
+    text = f"  -> {d['target']}" if d.get("target") else ""
+    if d.get("replay"):
+        text += "  replay"
+        if d.get("replay_of") is not None:
+            text += f" of #{d['replay_of']}"
+        if d.get("replayed_by"):
+            text += f" by {d['replayed_by']}"
+    return text
 
 
 def render_event_record(record: dict[str, Any], *, as_json: bool) -> None:
@@ -512,11 +558,12 @@ def render_event_record(record: dict[str, Any], *, as_json: bool) -> None:
     for d in deliveries:
         style = "green" if d["status"] == "delivered" else "red"
         code = f" {d['code']}" if d.get("code") is not None else ""
-        replay = " replay" if d.get("replay") else ""
         line = (
             f"{_when(d.get('at'))}  {d['listener']}  {d['status']}{code}  "
-            f"attempt {d['attempt']}  {d['latency_ms']:.0f} ms{replay}"
+            f"attempt {d['attempt']}  {d['latency_ms']:.0f} ms{_delivery_story(d)}"
         )
+        if d.get("id") is not None:
+            line = f"#{d['id']:<4} {line}"
         console.print(line, style=style, markup=False)
         if d.get("error"):
             console.print(f"    {d['error']}", style="dim", markup=False)
