@@ -76,7 +76,9 @@ async def replay(
         records = [await api.event(event_id) for event_id in settings.ids]
         owners = {r["event"]["id"]: [settings.identity] for r in records}
         if settings.failed:
-            scope = None if settings.all_listeners else settings.failed_listener or settings.identity
+            scope = (
+                None if settings.all_listeners else settings.failed_listener or settings.identity
+            )
             # full=1: each row carries its raw webhook request, so one page is enough.
             rows = await api.events(
                 status="failed", listener=scope, since=settings.since, limit=FAILED_LIMIT, full=1

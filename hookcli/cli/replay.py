@@ -76,8 +76,9 @@ def replay(
 
     EVENT_ID may be the short id hook prints (a unique prefix of 4+ characters). Webhooks are
     replayed byte for byte (signatures still verify). Each result is recorded in the relay's
-    history with its target, who replayed it and the failure it answers. Exit 0 when every replay was delivered, 1 when any failed, 5 for an
-    unknown event id.
+    history with its target, who replayed it and the failure it answers. Exit 0 when every
+    replay was delivered, 1 when any failed, 2 for an ambiguous id (the candidates are
+    listed), 5 for an unknown event id.
     """
     from hookcli.cli.listen import run_rendered
     from hookcli.config import resolve
