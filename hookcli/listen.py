@@ -259,6 +259,7 @@ class _Listener:
             ack_wait=self.settings.ack_wait
             or ack_wait_for(self.settings.policy, window, self.settings.concurrency),
             pattern_change=self.settings.pattern_change,
+            target=self.target.description,
         )
         stream = Stream(
             self.connection, subscribe, self.emit, reconnect=not self.settings.exit_on_disconnect

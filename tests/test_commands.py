@@ -599,6 +599,13 @@ def test_listeners_side_by_side_keep_their_own_identity(
             listener.out, lambda d: d.get("type") == "result" and d["id"] == event_id, "result"
         )
     assert all(listener.proc.poll() is None for listener in listeners)
+    wait_until(
+        lambda: len(record(relay, event_id)["deliveries"]) == 3, UNIT * 2, "three results stored"
+    )
+    targets = {d["listener"]: d["target"] for d in record(relay, event_id)["deliveries"]}
+    assert targets[names[0]] == f"{http_target.url}/"
+    assert targets[names[1]] == "exec cat"
+    assert targets[names[2]].startswith("handler ") and targets[names[2]].endswith(":handler")
 
 
 def test_the_same_listen_command_resumes_its_cursor(

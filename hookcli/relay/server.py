@@ -43,6 +43,7 @@ from hookcli.protocol import (
     DEFAULT_ACK_WAIT,
     MAX_NAME_LENGTH,
     MAX_SEQ,
+    MAX_TARGET_LENGTH,
     PROTOCOL_VERSION,
     Error,
     ErrorCode,
@@ -130,6 +131,8 @@ class _Session:
     live: bool = False
     queue: deque[StoredEvent] = field(default_factory=deque)
     ack_wait: float = DEFAULT_ACK_WAIT
+    #: What the listener said it delivers to; recorded with each of its results.
+    target: str | None = None
     #: Seqs sent and not yet answered (listen mode), in ack-deadline order.
     in_flight: dict[int, _Sent] = field(default_factory=dict)
     #: Delivery counts of events a previous connection under this name left unanswered.
@@ -506,8 +509,10 @@ class Relay:
             assert listener is not None
             replayed_by = _name_field(data, "replayed_by")
             target = data.get("target")
-            if target is not None and (not isinstance(target, str) or len(target) > 2000):
-                raise ValueError("'target' must be text of at most 2000 characters")
+            if target is not None and (
+                not isinstance(target, str) or len(target) > MAX_TARGET_LENGTH
+            ):
+                raise ValueError(f"'target' must be text of at most {MAX_TARGET_LENGTH} characters")
             replay_of = data.get("replay_of")
             if replay_of is not None:
                 if not isinstance(replay_of, int) or isinstance(replay_of, bool):
@@ -667,6 +672,7 @@ class Relay:
             ws=ws,
             pos=pos,
             ack_wait=message.ack_wait,
+            target=message.target,
         )
         if listen:
             if start.kind == "last" and known is not None:
@@ -872,7 +878,8 @@ class Relay:
                 seq=result.seq,
             )
         del session.in_flight[result.seq]
-        session.results.append(_delivery(session.key, result, replay=False))
+        delivery = _delivery(session.key, result, replay=False)
+        session.results.append(replace(delivery, target=session.target))
         session.wake.set()
         return None
 
