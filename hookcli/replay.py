@@ -18,7 +18,7 @@ from hookcli.errors import NotFoundError, UsageError
 from hookcli.events import Event, RawRequest, parse_event
 from hookcli.listen import TargetSpec
 from hookcli.protocol import Result
-from hookcli.updates import Delivered, Notice, Retry, Update
+from hookcli.updates import ConnectionState, Delivered, Notice, Retry, State, Update
 
 Emit = Callable[[Update], None]
 FAILED_LIMIT = 1000
@@ -89,9 +89,24 @@ async def replay(
                     known.add(row["event"]["id"])
                     records.append(row)
                     owners[row["event"]["id"]] = [scope] if scope else _failed_listeners(row)
-            if len(records) == len(settings.ids):
-                whose = "any listener" if scope is None else scope
+            whose = "every listener" if scope is None else scope
+            found = len(records) - len(settings.ids)
+            if not found:
                 emit(Notice(f"No failed deliveries of {whose} to replay."))
+            else:
+                emit(
+                    Notice(
+                        f"Replaying {found} failed {'delivery' if found == 1 else 'deliveries'}"
+                        f" of {whose} to {target.description}"
+                    )
+                )
+        if settings.ids:
+            emit(
+                Notice(
+                    f"Replaying {len(settings.ids)} as {settings.identity} to {target.description}"
+                )
+            )
+        emit(State(ConnectionState.CONNECTED))
         if on_total is not None:
             on_total(len(records))
         await target.start()

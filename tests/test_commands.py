@@ -777,10 +777,12 @@ def test_events_show_tells_the_replay_story(
     shown = terminal("events", "show", event_id[:8], "--relay", relay.url)
     code, err = shown.wait()
     assert code == 0, err
-    [failure, replay] = [line for line in shown.text.splitlines() if "  attempt " in line]
-    assert failure.startswith(f"#{failed_id}") and "a  failed 500" in failure
-    assert "a  delivered 200" in replay
-    assert replay.endswith(f"-> {http_target.url}/  replay of #{failed_id} by fixer")
+    lines = shown.text.splitlines()
+    [failure, replay] = [n for n, line in enumerate(lines) if "  attempt " in line]
+    assert lines[failure].startswith(f"#{failed_id}") and "a  failed 500" in lines[failure]
+    assert "a  delivered 200" in lines[replay]
+    assert lines[replay].endswith(f"-> {http_target.url}/")
+    assert lines[replay + 1].strip() == f"replay of #{failed_id} by fixer"
 
 
 @pytest.mark.parametrize(

@@ -514,15 +514,15 @@ def render_history(rows: list[dict[str, Any]], *, as_json: bool, wide: bool = Fa
     console.print(table)
 
 
-def _delivery_story(d: dict[str, Any]) -> str:
-    """Where a delivery went and, for a replay, which failure it answers and who ran it."""
-    text = f"  -> {d['target']}" if d.get("target") else ""
-    if d.get("replay"):
-        text += "  replay"
-        if d.get("replay_of") is not None:
-            text += f" of #{d['replay_of']}"
-        if d.get("replayed_by"):
-            text += f" by {d['replayed_by']}"
+def _replay_story(d: dict[str, Any]) -> str | None:
+    """For a replay: which failure it answers and who ran it (None for a live delivery)."""
+    if not d.get("replay"):
+        return None
+    text = "replay"
+    if d.get("replay_of") is not None:
+        text += f" of #{d['replay_of']}"
+    if d.get("replayed_by"):
+        text += f" by {d['replayed_by']}"
     return text
 
 
@@ -558,15 +558,19 @@ def render_event_record(record: dict[str, Any], *, as_json: bool) -> None:
     for d in deliveries:
         style = "green" if d["status"] == "delivered" else "red"
         code = f" {d['code']}" if d.get("code") is not None else ""
+        target = f"  -> {d['target']}" if d.get("target") else ""
         line = (
-            f"{_when(d.get('at'))}  {d['listener']}  {d['status']}{code}  "
-            f"attempt {d['attempt']}  {d['latency_ms']:.0f} ms{_delivery_story(d)}"
+            f"{_received_cell(d.get('at'), False)}  {d['listener']}  {d['status']}{code}  "
+            f"attempt {d['attempt']}  {d['latency_ms']:.0f} ms{target}"
         )
         if d.get("id") is not None:
             line = f"#{d['id']:<4} {line}"
         console.print(line, style=style, markup=False)
+        story = _replay_story(d)
+        if story:
+            console.print(f"      {story}", style=style, markup=False)
         if d.get("error"):
-            console.print(f"    {d['error']}", style="dim", markup=False)
+            console.print(f"      {d['error']}", style="dim", markup=False)
 
 
 # ------------------------------------------------------------------ hook send
