@@ -298,3 +298,28 @@ def test_the_pattern_example_matches(walk: Walk) -> None:
     """`hook pattern test` on the README's two files prints match (exit 0)."""
     code, screen = walk.command("hook pattern test")
     assert (code, screen.strip()) == (0, "match")
+
+
+def shown(terminal: str) -> str:
+    """The ``text`` block the README shows after a terminal's commands (its output)."""
+    after = SECTION.split(f"<!-- terminal: {terminal} -->", 1)[1]
+    found = re.search(r"```text\n(.*?)```", after, flags=re.S)
+    assert found is not None, f"the README shows no output for terminal {terminal}"
+    return found.group(1)
+
+
+@pytest.mark.parametrize(
+    ("terminal", "lines"),
+    [
+        ("app", ["example app on http://127.0.0.1:3000", "handled Order Placed"]),
+        ("listen-app", ["as you@laptop:3000", "no exchange rate for JPY", "-> 200"]),
+        ("listen-exec", ["as you@laptop:exec:", "-> 0 exec jq -c .detail"]),
+        ("listen-handler", ["as you@laptop:handler:handler.py"]),
+        ("tail", ['"orderId": "o-1045"']),
+        ("commands", ["✗ failed 500 you@laptop:3000", "replay of #13 by you@laptop:3000"]),
+    ],
+)
+def test_the_readme_shows_what_the_run_shows(terminal: str, lines: list[str]) -> None:
+    """The output pasted in the README carries the same key lines the run checks above."""
+    text = shown(terminal)
+    assert all(line in text for line in lines), text
