@@ -131,8 +131,8 @@ async def replay(
                     error=outcome.error,
                 )
                 # One delivery, recorded for each listener it stands in for (so a replayed
-                # failure stops counting as failed for that listener), saying where it went,
-                # who replayed it, and which failure it answers.
+                # failure stops counting as failed for that listener), saying where it went
+                # and who replayed it; the relay links it to the failure it answers.
                 for listener in owners[event.id]:
                     await api.record(
                         event.id,
@@ -140,7 +140,6 @@ async def replay(
                         result,
                         target=target.description,
                         replayed_by=settings.identity,
-                        replay_of=_latest_failure(record, listener),
                     )
                 if outcome.delivered:
                     delivered += 1
@@ -157,18 +156,6 @@ def _failed_listeners(record: dict[str, Any]) -> list[str]:
     for delivery in record.get("deliveries", []):
         latest[delivery["listener"]] = delivery["status"]
     return [name for name, status in latest.items() if status == "failed"]
-
-
-def _latest_failure(record: dict[str, Any], listener: str) -> int | None:
-    """The row id of ``listener``'s latest delivery of this event, if that one failed."""
-    latest: dict[str, Any] | None = None
-    for delivery in record.get("deliveries", []):
-        if delivery.get("listener") == listener:
-            latest = delivery
-    if latest is None or latest.get("status") != "failed":
-        return None
-    row_id = latest.get("id")
-    return row_id if isinstance(row_id, int) else None
 
 
 def _event_of(record: dict[str, object]) -> Event:

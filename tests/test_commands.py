@@ -785,6 +785,24 @@ def test_events_show_tells_the_replay_story(
     assert lines[replay + 1].strip() == f"replay of #{failed_id} by fixer"
 
 
+def test_post_result_refuses_a_link_to_another_listeners_failure(relay: RunningRelay) -> None:
+    """`replay_of` naming another listener's delivery is a 400: a replay answers its own."""
+    event_id = ingest(relay, "shop", b"{}")
+    answer_as(relay, "a", [("failed", 500, "down")])
+    [failed] = record(relay, event_id)["deliveries"]
+    body = {"listener": "b", "status": "delivered", "replay_of": failed["id"]}
+    request = urllib.request.Request(
+        f"{relay.url}/v1/events/{event_id}/results",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={**auth_headers(), "Content-Type": "application/json"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        _HTTP.open(request, timeout=UNIT)
+    assert caught.value.code == 400
+    assert "is not a delivery of this event to 'b'" in json.loads(caught.value.read())["error"]
+
+
 @pytest.mark.parametrize(
     ("body", "error"),
     [

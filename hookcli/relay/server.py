@@ -513,24 +513,28 @@ class Relay:
                 not isinstance(target, str) or len(target) > MAX_TARGET_LENGTH
             ):
                 raise ValueError(f"'target' must be text of at most {MAX_TARGET_LENGTH} characters")
+            owner = _scoped(scope, listener)
             replay_of = data.get("replay_of")
             if replay_of is not None:
                 if not isinstance(replay_of, int) or isinstance(replay_of, bool):
                     raise ValueError("'replay_of' must be a delivery id (an integer)")
                 answered = self.store.delivery(replay_of) if 0 < replay_of <= MAX_SEQ else None
-                if (
-                    answered is None
-                    or answered.seq != item.seq
-                    or (scope and not answered.listener.startswith(f"{scope}/"))
-                ):
-                    raise ValueError(f"'replay_of' {replay_of} is not a delivery of this event")
+                if answered is None or answered.seq != item.seq or answered.listener != owner:
+                    raise ValueError(
+                        f"'replay_of' {replay_of} is not a delivery of this event to {listener!r}"
+                    )
+            else:
+                # The failure this replay answers: the listener's latest delivery, if failed.
+                latest = self.store.latest_delivery(owner, item.seq)
+                if latest is not None and latest.status == "failed":
+                    replay_of = latest.id
             result = parse_result({**data, "seq": item.seq, "id": event_id})
         except RecursionError:
             return _error(400, "bad result: the JSON body is nested too deeply", _RESULT_HINT)
         except (ValueError, ProtocolError) as exc:
             return _error(400, f"bad result: {exc}", _RESULT_HINT)
         delivery = replace(
-            _delivery(_scoped(scope, listener), result, replay=True),
+            _delivery(owner, result, replay=True),
             target=target,
             replayed_by=_scoped(scope, replayed_by) if replayed_by else None,
             replay_of=replay_of,

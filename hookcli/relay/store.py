@@ -473,6 +473,16 @@ class Store:
             ).fetchone()
         return None if row is None else _delivery(row)
 
+    def latest_delivery(self, listener: str, seq: int) -> Delivery | None:
+        """``listener``'s latest recorded delivery of the event ``seq``, or None."""
+        with self._translate("reading deliveries"):
+            row = self._conn.execute(
+                f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d WHERE d.listener = ? AND d.seq = ?"
+                " ORDER BY d.id DESC LIMIT 1",
+                (_utf8(listener), seq),
+            ).fetchone()
+        return None if row is None else _delivery(row)
+
     def history(
         self,
         *,
