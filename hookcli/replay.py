@@ -92,7 +92,8 @@ async def replay(
             whose = "every listener" if scope is None else scope
             found = len(records) - len(settings.ids)
             if not found:
-                emit(Notice(f"No failed deliveries of {whose} to replay."))
+                others = "" if scope is None else " (--listener NAME or --all-listeners for others)"
+                emit(Notice(f"No failed deliveries of {whose} to replay{others}."))
             else:
                 emit(
                     Notice(

@@ -719,6 +719,25 @@ def test_replay_failed_replays_only_this_identitys_failures(
     assert [row["event"]["id"] for row in history(relay, status="failed")] == [ids[1]]
 
 
+def test_replay_failed_with_nothing_to_do_names_whose_failures_it_looked_for(
+    relay: RunningRelay, http_target: RecordingTarget, env: dict[str, str]
+) -> None:
+    """Another listener's failure is not this identity's: exit 0, a notice naming the identity
+    it looked under and how to reach the others, nothing delivered."""
+    port = int(http_target.url.rsplit(":", 1)[1])
+    ingest(relay, "shop", b"{}")
+    answer_as(relay, "a", [("failed", 500, "down")])
+    replayed = hook(env, "replay", "--failed", "--target", http_target.url, "--json",
+                    "--relay", relay.url)  # fmt: skip
+    assert replayed.code == 0, replayed.stderr
+    [notice] = [line["message"] for line in replayed.lines() if line["type"] == "notice"]
+    assert notice == (
+        f"No failed deliveries of {me_as(port)} to replay"
+        " (--listener NAME or --all-listeners for others)."
+    )
+    assert http_target.requests == []
+
+
 def test_replay_failed_all_listeners_records_each_with_the_real_target(
     relay: RunningRelay, http_target: RecordingTarget, env: dict[str, str]
 ) -> None:
