@@ -966,6 +966,22 @@ def test_events_on_a_terminal_is_a_table(seeded: Seeded, terminal: Callable[...,
     assert lines[at + 1].rstrip().endswith("✓ 200 y")
 
 
+def test_events_names_your_own_listeners_by_their_target(
+    relay: RunningRelay, terminal: Callable[..., Terminal]
+) -> None:
+    """At 80 columns your own listeners read `:3000`, others' in full; `--wide` names all."""
+    ingest(relay, "shop", b"{}")
+    answer_as(relay, me_as(3000), [("failed", 500, "down")])
+    answer_as(relay, "you@there:3000", [("delivered", 200, None)])
+    narrow = terminal("events", "--relay", relay.url, columns=80)
+    assert narrow.wait()[0] == 0
+    assert "✗ failed 500 :3000" in narrow.text and me_as(3000) not in narrow.text
+    assert "✓ 200 you@there:3000" in narrow.text
+    wide = terminal("events", "--wide", "--relay", relay.url)
+    assert wide.wait()[0] == 0
+    assert f"{me_as(3000)} failed 500" in wide.text
+
+
 def test_events_wide_shows_full_ids_and_results(
     seeded: Seeded, terminal: Callable[..., Terminal]
 ) -> None:

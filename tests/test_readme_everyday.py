@@ -266,7 +266,8 @@ def test_events_lists_the_failure_with_a_short_id(walk: Walk) -> None:
     code, screen = walk.command("hook events --status failed")
     assert code == 0, screen
     [row] = [line for line in screen.splitlines() if "Order Placed" in line]
-    assert re.search(r"\s[0-9a-f]{8}\s+shop\.orders\s+Order Placed\s+✗ failed 500", row)
+    port = walk.app_port
+    assert re.search(rf"\s[0-9a-f]{{8}}\s+shop\.orders\s+Order Placed\s+✗ failed 500 :{port}", row)
     assert max(len(line) for line in screen.splitlines()) <= 100
 
 
@@ -316,7 +317,7 @@ def shown(terminal: str) -> str:
         ("listen-exec", ["as you@laptop:exec:", "-> 0 exec jq -c .detail"]),
         ("listen-handler", ["as you@laptop:handler:handler.py"]),
         ("tail", ['"orderId": "o-1045"']),
-        ("commands", ["✗ failed 500 you@laptop:3000", "replay of #13 by you@laptop:3000"]),
+        ("commands", ["✗ failed 500 :3000", "replay of #13 by you@laptop:3000"]),
     ],
 )
 def test_the_readme_shows_what_the_run_shows(terminal: str, lines: list[str]) -> None:

@@ -86,7 +86,7 @@ def events(
         async with RelayApi.open(connection) as api:
             return await api.events(**filters)
 
-    render_history(asyncio.run(fetch()), as_json=as_json, wide=wide)
+    render_history(asyncio.run(fetch()), as_json=as_json, wide=wide, me=o.default_name())
 
 
 @group.command("show")

@@ -440,9 +440,10 @@ def _when(epoch: object) -> str:
     return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _results_cell(deliveries: list[dict[str, Any]], *, wide: bool = True) -> str:
+def _results_cell(deliveries: list[dict[str, Any]], *, wide: bool = True, me: str = "") -> str:
     """The latest result per listener: ``alice@host:3000 delivered 200 12 ms`` (wide) or
-    ``✗ 500 alice@host:3000`` (narrow: the status as a mark, so a row fits 80 columns)."""
+    ``✗ failed 500 :3000`` (narrow: the status as a mark and the viewer's own ``me`` prefix
+    left out of its listeners' names, so a row fits 80 columns)."""
     latest: dict[str, dict[str, Any]] = {}
     for delivery in deliveries:
         latest[delivery["listener"]] = delivery
@@ -454,7 +455,8 @@ def _results_cell(deliveries: list[dict[str, Any]], *, wide: bool = True) -> str
             parts.append(f"{name} {d['status']}{code} {d['latency_ms']:.0f} ms{replay}")
         else:
             mark = "✓" if d["status"] == "delivered" else "✗ failed"
-            parts.append(f"{mark}{code} {name}{replay}")
+            short = name[len(me) :] if me and name.startswith(f"{me}:") else name
+            parts.append(f"{mark}{code} {short}{replay}")
     return "\n".join(parts) if parts else "-"
 
 
@@ -467,12 +469,15 @@ def _received_cell(epoch: object, wide: bool) -> str:
     return moment.strftime("%H:%M:%S" if same_day else "%m-%d %H:%M")
 
 
-def render_history(rows: list[dict[str, Any]], *, as_json: bool, wide: bool = False) -> None:
+def render_history(
+    rows: list[dict[str, Any]], *, as_json: bool, wide: bool = False, me: str = ""
+) -> None:
     """``hook events``: a table on a terminal, one JSON object per event otherwise.
 
     The table fits 80 columns: short ids (which every command taking an id accepts), the time
     alone for today, source and detail-type cut with an ellipsis, one mark per listener's
-    result. ``wide`` shows full ids, dates and results.
+    result, the viewer's listeners (``me:…``) named by their target alone (``:3000``).
+    ``wide`` shows full ids, dates, names and results.
     """
     if use_json(as_json):
         for row in rows:
@@ -487,8 +492,8 @@ def render_history(rows: list[dict[str, Any]], *, as_json: bool, wide: bool = Fa
         return
     table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
     cut: dict[str, int | None] = {
-        "source": None if wide else 16,
-        "detail-type": None if wide else 18,
+        "source": None if wide else 14,
+        "detail-type": None if wide else 16,
     }
     for column in ("received", "seq", "id", "source", "detail-type", "results"):
         width = cut.get(column)
@@ -500,7 +505,7 @@ def render_history(rows: list[dict[str, Any]], *, as_json: bool, wide: bool = Fa
         )
     for row in rows:
         event = row["event"]
-        results = _results_cell(row.get("deliveries", []), wide=wide)
+        results = _results_cell(row.get("deliveries", []), wide=wide, me=me)
         style = "red" if "failed" in results else None
         table.add_row(
             _received_cell(row.get("received"), wide),
