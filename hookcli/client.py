@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequenc
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any, Protocol, TypeVar
+from urllib.parse import quote
 
 import aiohttp
 from websockets.asyncio.client import ClientConnection, connect
@@ -316,6 +317,12 @@ class RelayApi:
                     raise NotFoundError(detail, hint=hint)
                 if response.status == 400:
                     raise UsageError(detail, hint=hint)
+                candidates = data.get("candidates") if isinstance(data, dict) else None
+                if response.status == 409 and isinstance(candidates, list):
+                    # An id prefix that several events share: list them, one per line.
+                    more = ["…"] if data.get("more") else []
+                    listed = [str(c) for c in candidates] + more
+                    raise UsageError("\n  ".join([f"{detail}:", *listed]), hint=hint)
                 raise RelayError(detail, hint=hint)
         except aiohttp.ClientConnectionError as exc:
             raise RelayError(
@@ -333,8 +340,12 @@ class RelayApi:
         return data
 
     async def event(self, event_id: str) -> dict[str, Any]:
-        """``GET /v1/events/<id>``: the event, its raw request and every delivery."""
-        data = await self._call("GET", f"/v1/events/{event_id}")
+        """``GET /v1/events/<id>``: the event, its raw request and every delivery.
+
+        ``event_id`` may be a unique prefix of at least 4 characters (the short ids hook
+        prints); an ambiguous one raises UsageError listing the candidates.
+        """
+        data = await self._call("GET", f"/v1/events/{quote(event_id, safe='')}")
         if not isinstance(data, dict):
             raise ProtocolError("the relay sent a malformed event record")
         return data
@@ -346,13 +357,25 @@ class RelayApi:
             raise ProtocolError("the relay sent a malformed history page")
         return list(data["events"])
 
-    async def record(self, event_id: str, listener: str, result: Result) -> None:
-        """``POST /v1/events/<id>/results``: store a replay's result in the history."""
+    async def record(
+        self,
+        event_id: str,
+        listener: str,
+        result: Result,
+        *,
+        target: str | None = None,
+        replayed_by: str | None = None,
+        replay_of: int | None = None,
+    ) -> None:
+        """``POST /v1/events/<id>/results``: store a replay's result in the history, with the
+        target it went to, who replayed it and the failed delivery row it answers."""
         body = json.loads(encode(result))
         body.pop("type", None)
         body.pop("seq", None)
         body["listener"] = listener
-        await self._call("POST", f"/v1/events/{event_id}/results", body=body)
+        extra = {"target": target, "replayed_by": replayed_by, "replay_of": replay_of}
+        body.update({k: v for k, v in extra.items() if v is not None})
+        await self._call("POST", f"/v1/events/{quote(event_id, safe='')}/results", body=body)
 
 
 async def relay_answers(url: str, timeout: float = 0.5) -> bool:

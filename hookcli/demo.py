@@ -153,8 +153,7 @@ async def _tour(emit: Emit, data_dir: Path) -> DemoSummary:
             ReplaySettings(
                 connection=connection,
                 target=TargetSpec(url=app.url),
-                listener=LISTENER,
-                default_listener=LISTENER,
+                identity=LISTENER,
                 ids=tuple(r.event.id for r in failed),
                 policy=RetryPolicy(retries=1, timeout=5.0, base_delay=0.2),
             ),

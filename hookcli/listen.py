@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import math
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
@@ -18,7 +19,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection
 
 from hookcli.client import Stream, relay_answers, send_results
-from hookcli.config import DEFAULT_RELAY, Connection
+from hookcli.config import DEFAULT_RELAY, Connection, is_loopback
 from hookcli.delivery import Attempt, RetryPolicy, deliver
 from hookcli.errors import ConfigError, StoreError
 from hookcli.events import Event
@@ -36,7 +37,7 @@ from hookcli.protocol import (
 )
 from hookcli.rules import RuleSource, load_rule
 from hookcli.targets import Notice as NoticeCallback
-from hookcli.targets import Outcome, Target, make_target
+from hookcli.targets import Outcome, Target, make_target, parse_handler_spec, parse_target_url
 from hookcli.transform import RuleTarget
 from hookcli.updates import (
     ConnectionState,
@@ -68,6 +69,29 @@ class TargetSpec:
     watch: tuple[Path, ...] = ()
     concurrency: int = 1
 
+    def label(self) -> str:
+        """What this target is, short and stable: the default listener identity's suffix.
+
+        ``3000`` or ``3000/hooks`` for a loopback URL (``host:port/path`` for another host),
+        ``exec:<6 hex of the command's SHA-256>``, ``handler:app.py`` (``:func`` when not
+        ``handler``). The same command line gives the same label, so it resumes the same cursor;
+        different targets differ, so listeners side by side never replace each other.
+        """
+        if self.url is not None:
+            parts = parse_target_url(self.url, allow_remote=True)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            path = parts.path.rstrip("/")
+            host = parts.hostname or "localhost"
+            where = str(port) if is_loopback(host) else f"{host}:{port}"
+            return f"{where}{path}"
+        if self.command is not None:
+            digest = hashlib.sha256(self.command.strip().encode("utf-8", "replace")).hexdigest()
+            return f"exec:{digest[:6]}"
+        if self.handler is not None:
+            file, function = parse_handler_spec(self.handler)
+            return f"handler:{file.name}" + ("" if function == "handler" else f":{function}")
+        return "tail"
+
     def build(self, on_notice: NoticeCallback | None = None) -> Target:
         """Validate and construct the target (no network I/O yet)."""
         return make_target(
@@ -81,6 +105,20 @@ class TargetSpec:
             on_notice=on_notice,
             concurrency=self.concurrency,
         )
+
+
+def default_identity(user_host: str, target: TargetSpec) -> str:
+    """The listener name when ``--name`` is not given: ``user@host:<target label>``.
+
+    The identity names where events go, not which events: the README's listeners side by side
+    (``:3000``, ``:exec:…``, ``:handler:app.py``) each keep their own cursor, and running the
+    same command again resumes it. The pattern is left out on purpose: with a pattern hash in
+    the name, editing a filter would silently start a fresh listener from "now" and strand the
+    old one's backlog (replayed in full the day the old filter comes back). Without it, a
+    changed filter for the same target is the one case the relay asks about
+    (``--pattern-change keep-cursor|restart``), once, with a hint.
+    """
+    return f"{user_host}:{target.label()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +262,7 @@ class _Listener:
             ack_wait=self.settings.ack_wait
             or ack_wait_for(self.settings.policy, window, self.settings.concurrency),
             pattern_change=self.settings.pattern_change,
+            target=self.target.description,
         )
         stream = Stream(
             self.connection, subscribe, self.emit, reconnect=not self.settings.exit_on_disconnect

@@ -60,6 +60,8 @@ _MODES = ("listen", "tail")
 _STATUSES = ("delivered", "failed")
 _PATTERN_CHANGES = ("refuse", "keep-cursor", "restart")
 MAX_NAME_LENGTH = 200
+#: Longest target description a listener reports (``subscribe.target``, a replay's ``target``).
+MAX_TARGET_LENGTH = 2000
 MAX_WINDOW = 1000
 #: Sequence numbers are SQLite INTEGERs: signed 64-bit.
 MAX_SEQ = 2**63 - 1
@@ -160,6 +162,8 @@ class Subscribe:
     window: int = 100
     ack_wait: float = DEFAULT_ACK_WAIT
     pattern_change: PatternChange = "refuse"
+    #: What the listener delivers to (``http://localhost:3000/``): kept with each result.
+    target: str | None = None
     type: Literal["subscribe"] = "subscribe"
 
 
@@ -290,6 +294,8 @@ def encode(message: Message) -> str:
                 "ack_wait": message.ack_wait,
                 "pattern_change": message.pattern_change,
             }
+            if message.target is not None:
+                data["target"] = message.target
         case Error():
             data = {
                 name: value
@@ -449,6 +455,11 @@ def _subscribe(data: Mapping[str, Any]) -> Subscribe:
         raise ProtocolError(
             f"subscribe: 'pattern_change' must be one of {', '.join(_PATTERN_CHANGES)}"
         )
+    target = data.get("target")
+    if target is not None and (not isinstance(target, str) or len(target) > MAX_TARGET_LENGTH):
+        raise ProtocolError(
+            f"subscribe: 'target' must be text of at most {MAX_TARGET_LENGTH} characters"
+        )
     return Subscribe(
         name=name,
         pattern=pattern,
@@ -457,6 +468,7 @@ def _subscribe(data: Mapping[str, Any]) -> Subscribe:
         window=window,
         ack_wait=float(ack_wait),
         pattern_change=change,
+        target=target,
     )
 
 

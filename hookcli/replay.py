@@ -1,7 +1,8 @@
 """``hook replay`` as a library: fetch stored events and deliver them again through the live path.
 
 Each replay goes through ``delivery.deliver`` with the same targets and retries as ``hook listen``,
-and its result is recorded in the relay's history (``replay: true``), so ``hook events`` shows it.
+and its result is recorded in the relay's history (``replay: true``, with its target, who
+replayed it and the failure it answers), so ``hook events`` shows what really happened.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from hookcli.events import Event, RawRequest, parse_event
 from hookcli.listen import TargetSpec
 from hookcli.protocol import Result
 from hookcli.transform import RuleTarget
-from hookcli.updates import Delivered, Notice, Retry, Update
+from hookcli.updates import ConnectionState, Delivered, Notice, Retry, State, Update
 
 Emit = Callable[[Update], None]
 FAILED_LIMIT = 1000
@@ -30,13 +31,15 @@ class ReplaySettings:
 
     connection: Connection
     target: TargetSpec
-    #: Record results under this listener name. None: under the listener whose delivery
-    #: failed (for --failed), else under ``default_listener``.
-    listener: str | None
-    default_listener: str
+    #: Who replays: ``--name``, else the identity ``hook listen`` would use for this target.
+    #: Replays of explicit ids are recorded under it; ``--failed`` replays its failures.
+    identity: str
     ids: tuple[str, ...] = ()
     failed: bool = False
+    #: With ``failed``: replay this listener's failures instead of ``identity``'s.
     failed_listener: str | None = None
+    #: With ``failed``: every listener's failures (each result recorded for its listener).
+    all_listeners: bool = False
     since: str | None = None
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     #: What the target gets (--input-path, --input-transformer); None: the event.
@@ -56,35 +59,58 @@ async def replay(
     emit: Emit,
     on_total: Callable[[int], None] | None = None,
 ) -> ReplaySummary:
-    """Deliver each chosen event once more (with retries); never stops at a failed one."""
+    """Deliver each chosen event once more (with retries); never stops at a failed one.
+
+    Each result is recorded in the history for the listener it stands in for, with the target
+    it went to, who replayed it, and the failed delivery it answers: history never claims a
+    listener received what went elsewhere.
+    """
     if not settings.ids and not settings.failed:
         raise UsageError("name at least one EVENT_ID, or use --failed")
+    if (settings.failed_listener or settings.all_listeners or settings.since) and not (
+        settings.failed
+    ):
+        raise UsageError("--listener, --all-listeners and --since go with --failed")
+    if settings.failed_listener and settings.all_listeners:
+        raise UsageError("give --listener NAME or --all-listeners, not both")
     target = settings.target.build(on_notice=lambda text, level="info": emit(Notice(text, level)))
     delivered = failed = 0
     async with RelayApi.open(settings.connection) as api:
         records = [await api.event(event_id) for event_id in settings.ids]
-        owners = {
-            r["event"]["id"]: [settings.listener or settings.default_listener] for r in records
-        }
+        owners = {r["event"]["id"]: [settings.identity] for r in records}
         if settings.failed:
+            scope = (
+                None if settings.all_listeners else settings.failed_listener or settings.identity
+            )
             # full=1: each row carries its raw webhook request, so one page is enough.
             rows = await api.events(
-                status="failed",
-                listener=settings.failed_listener,
-                since=settings.since,
-                limit=FAILED_LIMIT,
-                full=1,
+                status="failed", listener=scope, since=settings.since, limit=FAILED_LIMIT, full=1
             )
             known = {r["event"]["id"] for r in records}
             for row in reversed(rows):  # oldest first
                 if row["event"]["id"] not in known:
                     known.add(row["event"]["id"])
                     records.append(row)
-                    owners[row["event"]["id"]] = (
-                        [settings.listener] if settings.listener else _failed_listeners(row)
-                    ) or [settings.default_listener]
-            if not records:
-                emit(Notice("No failed deliveries to replay."))
+                    owners[row["event"]["id"]] = [scope] if scope else _failed_listeners(row)
+            whose = "every listener" if scope is None else scope
+            found = len(records) - len(settings.ids)
+            if not found:
+                others = "" if scope is None else " (--listener NAME or --all-listeners for others)"
+                emit(Notice(f"No failed deliveries of {whose} to replay{others}."))
+            else:
+                emit(
+                    Notice(
+                        f"Replaying {found} failed {'delivery' if found == 1 else 'deliveries'}"
+                        f" of {whose} to {target.description}"
+                    )
+                )
+        if settings.ids:
+            emit(
+                Notice(
+                    f"Replaying {len(settings.ids)} as {settings.identity} to {target.description}"
+                )
+            )
+        emit(State(ConnectionState.CONNECTED))
         if on_total is not None:
             on_total(len(records))
         await target.start()
@@ -110,10 +136,17 @@ async def replay(
                     code=outcome.code,
                     error=outcome.error,
                 )
-                # One delivery, recorded for each listener it stands in for, so a replayed
-                # failure stops counting as failed for the listener that had it.
+                # One delivery, recorded for each listener it stands in for (so a replayed
+                # failure stops counting as failed for that listener), saying where it went
+                # and who replayed it; the relay links it to the failure it answers.
                 for listener in owners[event.id]:
-                    await api.record(event.id, listener, result)
+                    await api.record(
+                        event.id,
+                        listener,
+                        result,
+                        target=target.description,
+                        replayed_by=settings.identity,
+                    )
                 if outcome.delivered:
                     delivered += 1
                 else:

@@ -35,6 +35,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 
+from hookcli.events import parse_event
 from hookcli.relay.service import RelaySettings, RunningRelay, start_relay
 
 from conftest import (
@@ -169,10 +170,10 @@ def _passes(check: Callable[[dict[str, Any]], bool], line: str) -> bool:
 class Terminal:
     """A `hook` subprocess whose stdin and stdout are a pseudo-terminal; stderr is piped."""
 
-    def __init__(self, env: dict[str, str], *args: str) -> None:
+    def __init__(self, env: dict[str, str], *args: str, columns: int = 200) -> None:
         master, slave = pty.openpty()
         # 200 columns: rich wraps at the terminal's width, and a line must fit to be matched.
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "hookcli", *args],
             stdin=slave,
@@ -235,8 +236,8 @@ def terminal(env: dict[str, str]) -> Iterator[Callable[..., Terminal]]:
     """Start `hook` on a pseudo-terminal; closed (and killed if need be) at the end."""
     started: list[Terminal] = []
 
-    def start(*args: str) -> Terminal:
-        started.append(Terminal(env, *args))
+    def start(*args: str, columns: int = 200) -> Terminal:
+        started.append(Terminal(env, *args, columns=columns))
         return started[-1]
 
     yield start
@@ -566,6 +567,294 @@ def test_replay_failed_twice_delivers_once(
         loop_thread.run(runner.cleanup())
 
 
+# --- ids as printed, and truthful replay history (issue 9) --------------------------------
+
+
+def me_as(port: int) -> str:
+    """The identity `hook listen --target 127.0.0.1:PORT` takes without --name."""
+    from hookcli.cli.options import default_name
+
+    return f"{default_name()}:{port}"
+
+
+def test_listeners_side_by_side_keep_their_own_identity(
+    relay: RunningRelay, http_target: RecordingTarget, spawn: Callable[..., Background]
+) -> None:
+    """Three listeners without --name (a URL, a command, a handler) all stay connected, each
+    under user@host:<target>, and each gets the event (none replaced another, issue 9 item 1)."""
+    port = int(http_target.url.rsplit(":", 1)[1])
+    handler = str(Path(__file__).resolve().parent.parent / "examples" / "handler.py")
+    commands = [("--target", http_target.url), ("--exec", "cat"), ("--handler", handler)]
+    listeners = [spawn("listen", *target, "--relay", relay.url) for target in commands]
+    for listener in listeners:
+        listener.wait_for_line(listener.out, lambda d: d.get("type") == "ready", "ready")
+    ready = [
+        next(d for line in one.out if (d := json.loads(line)).get("type") == "ready")
+        for one in listeners
+    ]
+    names = [line["listener"] for line in ready]
+    assert names[0] == me_as(port)
+    assert names[1].startswith(me_as(port).rsplit(":", 1)[0] + ":exec:")
+    assert names[2].endswith(":handler:handler.py")
+    event_id = ingest(relay, "shop", b'{"n": 1}')
+    for listener in listeners:
+        listener.wait_for_line(
+            listener.out, lambda d: d.get("type") == "result" and d["id"] == event_id, "result"
+        )
+    assert all(listener.proc.poll() is None for listener in listeners)
+    wait_until(
+        lambda: len(record(relay, event_id)["deliveries"]) == 3, UNIT * 2, "three results stored"
+    )
+    targets = {d["listener"]: d["target"] for d in record(relay, event_id)["deliveries"]}
+    assert targets[names[0]] == f"{http_target.url}/"
+    assert targets[names[1]] == "exec cat"
+    assert targets[names[2]].startswith("handler ") and targets[names[2]].endswith(":handler")
+
+
+def test_the_same_listen_command_resumes_its_cursor(
+    relay: RunningRelay, http_target: RecordingTarget, spawn: Callable[..., Background]
+) -> None:
+    """Run again, `hook listen --target X` resumes after what it answered (same identity)."""
+    args = ("listen", "--target", http_target.url, "--relay", relay.url)
+    first = spawn(*args)
+    first.wait_for_line(first.out, lambda d: d.get("type") == "ready", "ready")
+    ingest(relay, "shop", b'{"n": 1}')
+    first.wait_for_line(first.out, lambda d: d.get("type") == "result", "result")
+    assert first.interrupt() == 130
+    missed = ingest(relay, "shop", b'{"n": 2}')
+    again = spawn(*args)
+    again.wait_for_line(again.out, lambda d: d.get("type") == "ready" and d["resumed"], "resumed")
+    again.wait_for_line(again.out, lambda d: d.get("id") == missed, "the event sent meanwhile")
+    assert [json.loads(r.body) for r in http_target.requests] == [{"n": 1}, {"n": 2}]
+
+
+def store_ids(relay: RunningRelay, loop_thread: LoopThread, ids: list[str]) -> None:
+    """Commit events with these ids (sharing prefixes, as random ids rarely do)."""
+    events = [parse_event({"id": i, "source": "s", "detail-type": "d", "detail": {}}) for i in ids]
+    loop_thread.run(relay.relay.commit(events))
+
+
+def test_replay_takes_the_short_id_hook_prints(
+    relay: RunningRelay, http_target: RecordingTarget, env: dict[str, str]
+) -> None:
+    """`hook replay <first 8 characters>` replays that event (a unique prefix is enough)."""
+    event_id = ingest(relay, "shop", b'{"n": 1}')
+    replayed = hook(env, "replay", event_id[:8], "--target", http_target.url, "--json",
+                    "--relay", relay.url)  # fmt: skip
+    assert replayed.code == 0, replayed.stderr
+    assert [json.loads(r.body) for r in http_target.requests] == [{"n": 1}]
+    assert [d["listener"] for d in record(relay, event_id)["deliveries"]] == [
+        me_as(int(http_target.url.rsplit(":", 1)[1]))
+    ]
+
+
+def test_events_show_takes_the_short_id(relay: RunningRelay, env: dict[str, str]) -> None:
+    """`hook events show <8 characters>` shows the event whose id starts with them."""
+    event_id = ingest(relay, "shop", b'{"n": 1}')
+    shown = hook(env, "events", "show", event_id[:8], "--json", "--relay", relay.url)
+    assert shown.code == 0, shown.stderr
+    assert [line["event"]["id"] for line in shown.lines()] == [event_id]
+
+
+@pytest.mark.parametrize(
+    ("given", "status", "error"),
+    [
+        ("abcd", 409, "'abcd' is the start of 10 (and more) event ids"),
+        ("abcd-1", 409, "'abcd-1' is the start of 2 event ids"),
+        ("abcd-00", 200, None),
+        ("abc", 404, "no event with id 'abc' on this relay"),
+        ("abce", 404, "no event with id 'abce' on this relay"),
+    ],
+)
+def test_get_event_resolves_a_unique_prefix(
+    relay: RunningRelay, loop_thread: LoopThread, given: str, status: int, error: str | None
+) -> None:
+    """GET /v1/events/<prefix>: one match is the event, several a 409 listing at most 10, none
+    (or fewer than 4 characters) a 404 with a hint."""
+    store_ids(relay, loop_thread, [f"abcd-{n:02}" for n in range(12)])
+    request = urllib.request.Request(f"{relay.url}/v1/events/{given}", headers=auth_headers())
+    try:
+        with _HTTP.open(request, timeout=UNIT) as response:
+            answer, code = json.loads(response.read()), response.status
+    except urllib.error.HTTPError as exc:
+        answer, code = json.loads(exc.read()), exc.code
+    assert code == status
+    if status == 200:
+        assert answer["event"]["id"] == "abcd-00"
+        return
+    assert answer["error"] == error
+    assert answer["hint"]
+    if status == 409:
+        assert answer["candidates"] == sorted(answer["candidates"])
+        assert len(answer["candidates"]) == (10 if given == "abcd" else 2)
+        assert all(c.startswith(given) for c in answer["candidates"])
+
+
+def test_an_ambiguous_id_lists_the_candidates(
+    relay: RunningRelay, loop_thread: LoopThread, http_target: RecordingTarget, env: dict[str, str]
+) -> None:
+    """`hook replay <shared prefix>`: exit 2, each candidate on its own line, a hint, no replay."""
+    store_ids(relay, loop_thread, ["dup-0", "dup-1"])
+    replayed = hook(env, "replay", "dup-", "--target", http_target.url, "--relay", relay.url)
+    assert replayed.code == 2
+    assert replayed.stderr.startswith(
+        "Error: 'dup-' is the start of 2 event ids:\n  dup-0\n  dup-1"
+    )
+    assert "Hint: give more characters of the id" in replayed.stderr
+    assert http_target.requests == []
+
+
+def test_replay_failed_replays_only_this_identitys_failures(
+    relay: RunningRelay, http_target: RecordingTarget, env: dict[str, str]
+) -> None:
+    """`replay --failed --target X` replays the failures of the listener `listen --target X`
+    would be, and leaves another listener's failures failed (issue 9 item 4)."""
+    port = int(http_target.url.rsplit(":", 1)[1])
+    ids = [ingest(relay, "shop", f'{{"n": {n}}}'.encode()) for n in range(2)]
+    answer_as(relay, me_as(port), [("failed", 500, "down"), ("delivered", 200, None)])
+    answer_as(
+        relay, "someone@else:handler:app.py", [("delivered", 200, None), ("failed", 500, "x")]
+    )
+    replayed = hook(env, "replay", "--failed", "--target", http_target.url, "--json",
+                    "--relay", relay.url)  # fmt: skip
+    assert replayed.code == 0, replayed.stderr
+    assert [json.loads(r.body) for r in http_target.requests] == [{"n": 0}]
+    assert [row["event"]["id"] for row in history(relay, status="failed")] == [ids[1]]
+
+
+def test_replay_failed_with_nothing_to_do_names_whose_failures_it_looked_for(
+    relay: RunningRelay, http_target: RecordingTarget, env: dict[str, str]
+) -> None:
+    """Another listener's failure is not this identity's: exit 0, a notice naming the identity
+    it looked under and how to reach the others, nothing delivered."""
+    port = int(http_target.url.rsplit(":", 1)[1])
+    ingest(relay, "shop", b"{}")
+    answer_as(relay, "a", [("failed", 500, "down")])
+    replayed = hook(env, "replay", "--failed", "--target", http_target.url, "--json",
+                    "--relay", relay.url)  # fmt: skip
+    assert replayed.code == 0, replayed.stderr
+    [notice] = [line["message"] for line in replayed.lines() if line["type"] == "notice"]
+    assert notice == (
+        f"No failed deliveries of {me_as(port)} to replay"
+        " (--listener NAME or --all-listeners for others)."
+    )
+    assert http_target.requests == []
+
+
+def test_replay_failed_all_listeners_records_each_with_the_real_target(
+    relay: RunningRelay, http_target: RecordingTarget, env: dict[str, str]
+) -> None:
+    """`--all-listeners` replays every listener's failure, each recorded for its listener with
+    the target it really went to, who replayed it and the failure it answers."""
+    port = int(http_target.url.rsplit(":", 1)[1])
+    event_id = ingest(relay, "shop", b'{"n": 0}')
+    answer_as(relay, "a", [("failed", 500, "down")])
+    answer_as(relay, "b", [("failed", 503, "down")])
+    replayed = hook(env, "replay", "--failed", "--all-listeners", "--target", http_target.url,
+                    "--json", "--relay", relay.url)  # fmt: skip
+    assert replayed.code == 0, replayed.stderr
+    assert len(http_target.requests) == 1
+    deliveries = record(relay, event_id)["deliveries"]
+    failures = {d["listener"]: d["id"] for d in deliveries if not d["replay"]}
+    replays = [
+        (d["listener"], d["status"], d["target"], d["replayed_by"], d["replay_of"])
+        for d in deliveries
+        if d["replay"]
+    ]
+    assert sorted(replays) == [
+        ("a", "delivered", f"{http_target.url}/", me_as(port), failures["a"]),
+        ("b", "delivered", f"{http_target.url}/", me_as(port), failures["b"]),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        (("--listener", "x"), "--listener, --all-listeners and --since go with --failed"),
+        (("--failed", "--listener", "x", "--all-listeners"), "give --listener NAME or"),
+    ],
+)
+def test_replay_scope_options_need_failed(
+    options: tuple[str, ...], error: str, relay: RunningRelay, env: dict[str, str]
+) -> None:
+    """Scope options that cannot apply are a usage error (exit 2), not silently ignored."""
+    event_id = ingest(relay, "shop", b"{}")
+    replayed = hook(env, "replay", event_id, *options, "--target", "3000", "--relay", relay.url)
+    assert replayed.code == 2
+    assert replayed.stderr.startswith(f"Error: {error}")
+
+
+def test_events_show_tells_the_replay_story(
+    relay: RunningRelay, http_target: RecordingTarget, terminal: Callable[..., Terminal],
+    env: dict[str, str],
+) -> None:  # fmt: skip
+    """`hook events show`: each delivery's row id; the replay names its target, the failure it
+    answers and who ran it."""
+    event_id = ingest(relay, "shop", b'{"n": 0}')
+    answer_as(relay, "a", [("failed", 500, "down")])
+    replayed = hook(env, "replay", "--failed", "--listener", "a", "--target", http_target.url,
+                    "--name", "fixer", "--relay", relay.url)  # fmt: skip
+    assert replayed.code == 0, replayed.stderr
+    failed_id = record(relay, event_id)["deliveries"][0]["id"]
+    shown = terminal("events", "show", event_id[:8], "--relay", relay.url)
+    code, err = shown.wait()
+    assert code == 0, err
+    lines = shown.text.splitlines()
+    [failure, replay] = [n for n, line in enumerate(lines) if "  attempt " in line]
+    assert lines[failure].startswith(f"#{failed_id}") and "a  failed 500" in lines[failure]
+    assert "a  delivered 200" in lines[replay]
+    assert lines[replay].endswith(f"-> {http_target.url}/")
+    assert lines[replay + 1].strip() == f"replay of #{failed_id} by fixer"
+
+
+def test_post_result_refuses_a_link_to_another_listeners_failure(relay: RunningRelay) -> None:
+    """`replay_of` naming another listener's delivery is a 400: a replay answers its own."""
+    event_id = ingest(relay, "shop", b"{}")
+    answer_as(relay, "a", [("failed", 500, "down")])
+    [failed] = record(relay, event_id)["deliveries"]
+    body = {"listener": "b", "status": "delivered", "replay_of": failed["id"]}
+    request = urllib.request.Request(
+        f"{relay.url}/v1/events/{event_id}/results",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={**auth_headers(), "Content-Type": "application/json"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        _HTTP.open(request, timeout=UNIT)
+    assert caught.value.code == 400
+    assert "is not a delivery of this event to 'b'" in json.loads(caught.value.read())["error"]
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ({"replay_of": 999999}, "'replay_of' 999999 is not a delivery of this event"),
+        ({"replay_of": "1"}, "'replay_of' must be a delivery id"),
+        ({"target": 5}, "'target' must be text"),
+        ({"replayed_by": ""}, "'replayed_by' must be 1-200 characters"),
+    ],
+)
+def test_post_result_checks_the_replay_fields(
+    relay: RunningRelay, body: dict[str, Any], error: str
+) -> None:
+    """A replay result with a bad target, replayer or failure link is a 400 with a hint."""
+    event_id = ingest(relay, "shop", b"{}")
+    result = {"listener": "me", "status": "delivered", **body}
+    request = urllib.request.Request(
+        f"{relay.url}/v1/events/{event_id}/results",
+        data=json.dumps(result).encode(),
+        method="POST",
+        headers={**auth_headers(), "Content-Type": "application/json"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        _HTTP.open(request, timeout=UNIT)
+    answer = json.loads(caught.value.read())
+    assert caught.value.code == 400
+    assert answer["error"].startswith(f"bad result: {error}")
+    assert answer["hint"]
+    assert record(relay, event_id)["deliveries"] == []
+
+
 # --- hook events ----------------------------------------------------------------------------
 
 #: (channel, detail-type, n, listener x's result, listener y's result), oldest first.
@@ -619,6 +908,11 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
         (("--status", "failed"), [3, 2, 1]),
         (("--limit", "2"), [4, 3]),
         (("--source", "webhook.shop", "--detail-type", "OrderCreated", "--limit", "1"), [4]),
+        (("--source", "webhook.billing", "--source", "webhook.shop"), [4, 3, 2, 1]),
+        (("--source", "webhook.billing", "--source", "webhook.other"), [2]),
+        (("--detail-type", "OrderShipped", "--detail-type", "OrderCreated"), [4, 3, 2, 1]),
+        (("--detail-type", "OrderShipped", "--detail-type", "Nope"), [3]),
+        (("--source", "webhook.shop", "--detail-type", "OrderShipped", "--detail-type", "X"), [3]),
     ],
 )
 def test_events_filters(
@@ -660,8 +954,42 @@ def test_events_pending_needs_a_listener(seeded: Seeded, env: dict[str, str]) ->
 
 
 def test_events_on_a_terminal_is_a_table(seeded: Seeded, terminal: Callable[..., Terminal]) -> None:
-    """On a TTY, `hook events` is a table: id, source, detail-type and each listener's result."""
-    listed = terminal("events", "--relay", seeded.relay.url)
+    """On an 80-column TTY, `hook events` is a table of one line per listener result: short id,
+    source, detail-type and a mark, code and listener per result (no id wrapped)."""
+    listed = terminal("events", "--relay", seeded.relay.url, columns=80)
+    code, err = listed.wait()
+    assert code == 0, err
+    lines = listed.text.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert not any(seeded.ids[3] in line for line in lines)
+    [at] = [n for n, line in enumerate(lines) if seeded.ids[3][:8] in line]
+    assert re.search(
+        rf"{seeded.ids[3][:8]}\s+webhook\.shop\s+OrderShipped\s+✗ failed 503 x$", lines[at]
+    )
+    assert lines[at + 1].rstrip().endswith("✓ 200 y")
+
+
+def test_events_names_your_own_listeners_by_their_target(
+    relay: RunningRelay, terminal: Callable[..., Terminal]
+) -> None:
+    """At 80 columns your own listeners read `:3000`, others' in full; `--wide` names all."""
+    ingest(relay, "shop", b"{}")
+    answer_as(relay, me_as(3000), [("failed", 500, "down")])
+    answer_as(relay, "you@there:3000", [("delivered", 200, None)])
+    narrow = terminal("events", "--relay", relay.url, columns=80)
+    assert narrow.wait()[0] == 0
+    assert "✗ failed 500 :3000" in narrow.text and me_as(3000) not in narrow.text
+    assert "✓ 200 you@there:3000" in narrow.text
+    wide = terminal("events", "--wide", "--relay", relay.url)
+    assert wide.wait()[0] == 0
+    assert f"{me_as(3000)} failed 500" in wide.text
+
+
+def test_events_wide_shows_full_ids_and_results(
+    seeded: Seeded, terminal: Callable[..., Terminal]
+) -> None:
+    """`hook events --wide`: full ids, each listener's status, code and latency."""
+    listed = terminal("events", "--wide", "--relay", seeded.relay.url)
     code, err = listed.wait()
     assert code == 0, err
     lines = listed.text.splitlines()

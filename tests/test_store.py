@@ -17,7 +17,7 @@ import pytest
 
 from hookcli.errors import StoreError, UsageError
 from hookcli.events import Event, EventId, RawRequest
-from hookcli.relay.store import Delivery, Store, StoredEvent
+from hookcli.relay.store import _MIGRATIONS, APPLICATION_ID, Delivery, Store, StoredEvent
 
 TIMEOUT = 30.0 * float(os.environ.get("HOOK_TEST_TIMEOUT_SCALE", "1"))
 T0 = 1_700_000_000.0
@@ -715,3 +715,89 @@ def test_background_checkpoint_moves_the_wal_into_the_database(tmp_path: Path) -
         store.close()
     with Store(path) as reopened:
         assert reopened.stats()["events"] == 1500
+
+
+# --- id prefixes and replay history (issue 9) -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("prefix", "limit", "expected"),
+    [
+        ("e4b6", 10, ["e4b6-1", "e4b6-2", "e4b6aa"]),
+        ("e4b6-", 10, ["e4b6-1", "e4b6-2"]),
+        ("e4b6-2", 10, ["e4b6-2"]),
+        ("e4b6", 2, ["e4b6-1", "e4b6-2"]),
+        ("e4b7", 10, []),
+        ("E4B6", 10, []),  # ids are compared exactly, as EventBridge ids are
+        ("", 10, []),
+        ("ö", 10, ["öl"]),
+    ],
+)
+def test_ids_with_prefix(store: Store, prefix: str, limit: int, expected: list[str]) -> None:
+    """Stored ids starting with a prefix, in id order, at most ``limit``; exact bytes only."""
+    store.append([event(name) for name in ("e4b6-2", "e4b6-1", "e4b6aa", "e4b5", "f", "öl")])
+    assert store.ids_with_prefix(prefix, limit) == expected
+
+
+def test_ids_with_prefix_scans_the_id_index(store: Store) -> None:
+    """The prefix lookup is a range search on the unique index of ids, never a table scan."""
+    plan = store._conn.execute(
+        "EXPLAIN QUERY PLAN SELECT id FROM events WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
+        ("a", "a\U0010ffff", 3),
+    ).fetchall()
+    assert "USING COVERING INDEX sqlite_autoindex_events_1 (id>? AND id<?)" in plan[0][3]
+
+
+def test_a_replay_delivery_keeps_target_replayer_and_the_failure_it_answers(store: Store) -> None:
+    """Target, replayed_by and replay_of come back as recorded, with each row's id."""
+    [a] = store.append([event("a")])
+    store.record([delivery(a, status="failed", target="http://localhost:3000/")])
+    [failed] = store.deliveries("a")
+    assert failed.id is not None and failed.target == "http://localhost:3000/"
+    replay = delivery(
+        a, replay=True, target="exec cat", replayed_by="me@box:exec:abc123", replay_of=failed.id
+    )
+    store.record([replay])
+    [_, again] = store.deliveries("a")
+    assert (again.target, again.replayed_by, again.replay_of) == (
+        "exec cat",
+        "me@box:exec:abc123",
+        failed.id,
+    )
+    assert store.delivery(failed.id) == failed
+    assert store.delivery(10_000) is None
+
+
+def test_a_schema_1_store_is_migrated_and_keeps_its_deliveries(tmp_path: Path) -> None:
+    """A store written before issue 9 opens: old rows read back without target, new ones keep it."""
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    for statement in _MIGRATIONS[0]:
+        db.execute(statement)
+    db.execute(
+        "INSERT INTO events (id, source, detail_type, received, event_json)"
+        " VALUES ('old', 's', 'd', 1.0, ?)",
+        (json.dumps(event("old").to_dict()),),
+    )
+    db.execute(
+        "INSERT INTO deliveries (seq, listener, event_id, status, attempt, latency_ms, at, replay)"
+        " VALUES (1, 'alice', 'old', 'failed', 1, 2.0, 1.0, 0)"
+    )
+    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+    with Store(path) as store:
+        [old] = store.deliveries("old")
+        assert (old.listener, old.status, old.target, old.replay_of) == (
+            "alice",
+            "failed",
+            None,
+            None,
+        )
+        item = store.get("old")
+        assert item is not None
+        store.record([delivery(item, target="http://localhost:3000/")])
+        assert [d.target for d in store.deliveries("old")] == [None, "http://localhost:3000/"]
+        version = store._conn.execute("PRAGMA user_version").fetchone()[0]
+    assert version == 2

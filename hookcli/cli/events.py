@@ -29,12 +29,8 @@ def events(
     listener: Annotated[
         str | None, typer.Option("--listener", help="Only this listener's deliveries.")
     ] = None,
-    source: Annotated[
-        str | None, typer.Option("--source", help="Only events from this source.")
-    ] = None,
-    detail_type: Annotated[
-        str | None, typer.Option("--detail-type", help="Only events of this detail-type.")
-    ] = None,
+    source: o.Sources = None,
+    detail_type: o.DetailTypes = None,
     pattern: o.PatternOpt = None,
     since: Annotated[
         str | None, typer.Option("--since", help="Received at or after this ISO time.")
@@ -42,11 +38,18 @@ def events(
     limit: Annotated[
         int, typer.Option("--limit", "-n", min=1, max=1000, help="At most this many events.")
     ] = 20,
+    wide: Annotated[
+        bool,
+        typer.Option("--wide", "-w", help="Full ids, dates and results (wider than 80 columns)."),
+    ] = False,
     as_json: o.JsonOut = False,
     relay: o.Relay = None,
     token: o.Token = None,
 ) -> None:
-    """List recent events, newest first, with each listener's result and latency."""
+    """List recent events, newest first, with each listener's result.
+
+    Ids are shortened to 8 characters; every command that takes an id accepts them.
+    """
     if ctx.invoked_subcommand is not None:
         ctx.obj = (relay, token, as_json)
         return
@@ -62,12 +65,18 @@ def events(
         raise UsageError(f"--status must be delivered, failed or pending, not {status!r}")
     if status == "pending" and not listener:
         raise UsageError("--status pending needs --listener NAME", hint="pending is per listener")
+    sources, detail_types = source or [], detail_type or []
+    # One value uses the relay's index; repeats (any of them) and --pattern go in as a pattern.
+    several = len(sources) > 1 or len(detail_types) > 1
+    combined = o.build_pattern(
+        sources if several else None, detail_types if several else None, pattern
+    )
     filters = {
         "status": status,
         "listener": listener,
-        "source": source,
-        "detail_type": detail_type,
-        "pattern": json.dumps(o.build_pattern(None, None, pattern)) if pattern else None,
+        "source": None if several or not sources else sources[0],
+        "detail_type": None if several or not detail_types else detail_types[0],
+        "pattern": json.dumps(combined) if combined else None,
         "since": since,
         "limit": limit,
     }
@@ -77,13 +86,16 @@ def events(
         async with RelayApi.open(connection) as api:
             return await api.events(**filters)
 
-    render_history(asyncio.run(fetch()), as_json=as_json)
+    render_history(asyncio.run(fetch()), as_json=as_json, wide=wide, me=o.default_name())
 
 
 @group.command("show")
 def show(
     ctx: typer.Context,
-    event_id: Annotated[str, typer.Argument(help="The event id (from `hook events`).")],
+    event_id: Annotated[
+        str,
+        typer.Argument(help="The event id, or a unique prefix of it (as hook prints ids)."),
+    ],
     as_json: o.JsonOut = False,
     relay: o.Relay = None,
     token: o.Token = None,

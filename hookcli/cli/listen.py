@@ -86,7 +86,9 @@ def listen(
         typer.Option(
             "--name",
             envvar="HOOK_NAME",
-            help="Listener identity whose cursor the relay keeps. Default: user@host.",
+            help="Listener identity whose cursor the relay keeps. Default: user@host:TARGET"
+            " (user@host:3000, user@host:exec:<hash>, user@host:handler:app.py), so listeners"
+            " side by side never replace each other and the same command resumes its cursor.",
             show_default=False,
         ),
     ] = None,
@@ -164,30 +166,32 @@ def listen(
     """
     from hookcli.config import resolve
     from hookcli.delivery import RetryPolicy
-    from hookcli.listen import ListenSettings, TargetSpec
+    from hookcli.listen import ListenSettings, TargetSpec, default_identity
     from hookcli.listen import listen as run
 
-    name = name or o.default_name()
+    spec = TargetSpec(
+        target,
+        exec_,
+        handler,
+        allow_remote_target,
+        keep_host,
+        retry_4xx,
+        tuple(watch or ()),
+        concurrency,
+    )
+    spec.build()  # a bad --target/--exec/--handler fails before any network I/O
+    identity = name or default_identity(o.default_name(), spec)
     settings = ListenSettings(
         connection=resolve(relay, token),
-        name=name,
+        name=identity,
         pattern=o.build_pattern(source, detail_type, pattern),
-        target=TargetSpec(
-            target,
-            exec_,
-            handler,
-            allow_remote_target,
-            keep_host,
-            retry_4xx,
-            tuple(watch or ()),
-            concurrency,
-        ),
+        target=spec,
         start=o.parse_start(from_),
         policy=RetryPolicy(retries=retries, timeout=timeout),
         concurrency=concurrency,
         exit_on_disconnect=exit_on_disconnect,
         pattern_change=o.parse_pattern_change(pattern_change),
-        rule_target=t.rule_target(input_path, input_transformer, name),
+        rule_target=t.rule_target(input_path, input_transformer, identity),
         from_rule=t.rule_source(
             from_rule,
             bus,
@@ -195,7 +199,6 @@ def listen(
             given=(source, detail_type, pattern, input_path, input_transformer),
         ),
     )
-    settings.target.build()  # a bad --target/--exec/--handler fails before any network I/O
     run_rendered("listen", as_json, verbose, lambda emit: run(settings, emit))
 
 

@@ -255,6 +255,8 @@ class TerminalRenderer:
         self.retrying: set[str] = set()
         self.times: deque[float] = deque(maxlen=200)
         self.total: int | None = None
+        #: The listener's identity, from its ready line: the status line repeats it.
+        self.identity = ""
         self.live = Live(self._status(), console=self.console, refresh_per_second=4, transient=True)
         self.live.start()
 
@@ -292,6 +294,8 @@ class TerminalRenderer:
             text.append(f"   delivered {self.delivered}", style="green")
             text.append(f"   failed {self.failed}", style="red" if self.failed else "")
             text.append(f"   retrying {len(self.retrying)}")
+            if self.identity:
+                text.append(f"   as {self.identity}", style="dim")
         now = time.monotonic()
         recent = [t for t in self.times if now - t <= 10]
         if len(recent) > 1:
@@ -356,6 +360,7 @@ class TerminalRenderer:
     def _ready(self, update: Ready) -> None:
         from rich.text import Text
 
+        self.identity = update.listener if self.kind == "listen" else ""
         if update.reconnect:
             self.console.print(Text(f"reconnected; resuming after #{update.start}", style="green"))
             return
@@ -439,8 +444,10 @@ def _when(epoch: object) -> str:
     return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _results_cell(deliveries: list[dict[str, Any]]) -> str:
-    """The latest result per listener: ``alice@host delivered 12 ms``."""
+def _results_cell(deliveries: list[dict[str, Any]], *, wide: bool = True, me: str = "") -> str:
+    """The latest result per listener: ``alice@host:3000 delivered 200 12 ms`` (wide) or
+    ``✗ failed 500 :3000`` (narrow: the status as a mark and the viewer's own ``me`` prefix
+    left out of its listeners' names, so a row fits 80 columns)."""
     latest: dict[str, dict[str, Any]] = {}
     for delivery in deliveries:
         latest[delivery["listener"]] = delivery
@@ -448,12 +455,34 @@ def _results_cell(deliveries: list[dict[str, Any]]) -> str:
     for name, d in latest.items():
         code = f" {d['code']}" if d.get("code") is not None else ""
         replay = " (replay)" if d.get("replay") else ""
-        parts.append(f"{name} {d['status']}{code} {d['latency_ms']:.0f} ms{replay}")
+        if wide:
+            parts.append(f"{name} {d['status']}{code} {d['latency_ms']:.0f} ms{replay}")
+        else:
+            mark = "✓" if d["status"] == "delivered" else "✗ failed"
+            short = name[len(me) :] if me and name.startswith(f"{me}:") else name
+            parts.append(f"{mark}{code} {short}{replay}")
     return "\n".join(parts) if parts else "-"
 
 
-def render_history(rows: list[dict[str, Any]], *, as_json: bool) -> None:
-    """``hook events``: a table on a terminal, one JSON object per event otherwise."""
+def _received_cell(epoch: object, wide: bool) -> str:
+    """The full date and time (wide), or the time alone for today's events."""
+    if wide or not isinstance(epoch, int | float):
+        return _when(epoch)
+    moment = datetime.fromtimestamp(epoch)
+    same_day = moment.date() == datetime.now().date()
+    return moment.strftime("%H:%M:%S" if same_day else "%m-%d %H:%M")
+
+
+def render_history(
+    rows: list[dict[str, Any]], *, as_json: bool, wide: bool = False, me: str = ""
+) -> None:
+    """``hook events``: a table on a terminal, one JSON object per event otherwise.
+
+    The table fits 80 columns: short ids (which every command taking an id accepts), the time
+    alone for today, source and detail-type cut with an ellipsis, one mark per listener's
+    result, the viewer's listeners (``me:…``) named by their target alone (``:3000``).
+    ``wide`` shows full ids, dates, names and results.
+    """
     if use_json(as_json):
         for row in rows:
             JsonRenderer._write(sys.stdout, {"type": "history", **row})
@@ -466,22 +495,44 @@ def render_history(rows: list[dict[str, Any]], *, as_json: bool) -> None:
         console.print("No events match.", style="dim")
         return
     table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    cut: dict[str, int | None] = {
+        "source": None if wide else 14,
+        "detail-type": None if wide else 16,
+    }
     for column in ("received", "seq", "id", "source", "detail-type", "results"):
-        table.add_column(column, overflow="fold")
+        width = cut.get(column)
+        table.add_column(
+            column,
+            overflow="fold" if column == "results" or wide else "ellipsis",
+            no_wrap=column != "results" and not wide,
+            max_width=width,
+        )
     for row in rows:
         event = row["event"]
-        results = _results_cell(row.get("deliveries", []))
-        style = "red" if " failed" in results else None
+        results = _results_cell(row.get("deliveries", []), wide=wide, me=me)
+        style = "red" if "failed" in results else None
         table.add_row(
-            _when(row.get("received")),
+            _received_cell(row.get("received"), wide),
             str(row["seq"]),
-            event["id"],
+            event["id"] if wide else event["id"][:8],
             event["source"],
             _with_replay(event),
             results,
             style=style,
         )
     console.print(table)
+
+
+def _replay_story(d: dict[str, Any]) -> str | None:
+    """For a replay: which failure it answers and who ran it (None for a live delivery)."""
+    if not d.get("replay"):
+        return None
+    text = "replay"
+    if d.get("replay_of") is not None:
+        text += f" of #{d['replay_of']}"
+    if d.get("replayed_by"):
+        text += f" by {d['replayed_by']}"
+    return text
 
 
 def render_event_record(record: dict[str, Any], *, as_json: bool) -> None:
@@ -516,14 +567,19 @@ def render_event_record(record: dict[str, Any], *, as_json: bool) -> None:
     for d in deliveries:
         style = "green" if d["status"] == "delivered" else "red"
         code = f" {d['code']}" if d.get("code") is not None else ""
-        replay = " replay" if d.get("replay") else ""
+        target = f"  -> {d['target']}" if d.get("target") else ""
         line = (
-            f"{_when(d.get('at'))}  {d['listener']}  {d['status']}{code}  "
-            f"attempt {d['attempt']}  {d['latency_ms']:.0f} ms{replay}"
+            f"{_received_cell(d.get('at'), False)}  {d['listener']}  {d['status']}{code}  "
+            f"attempt {d['attempt']}  {d['latency_ms']:.0f} ms{target}"
         )
+        if d.get("id") is not None:
+            line = f"#{d['id']:<4} {line}"
         console.print(line, style=style, markup=False)
+        story = _replay_story(d)
+        if story:
+            console.print(f"      {story}", style=style, markup=False)
         if d.get("error"):
-            console.print(f"    {d['error']}", style="dim", markup=False)
+            console.print(f"      {d['error']}", style="dim", markup=False)
 
 
 # ------------------------------------------------------------------ hook send

@@ -18,14 +18,32 @@ def register(app: typer.Typer) -> None:
 
 def replay(
     event_ids: Annotated[
-        list[str] | None, typer.Argument(help="Event ids to deliver again.", show_default=False)
+        list[str] | None,
+        typer.Argument(
+            help="Event ids (or unique prefixes, as listen prints them) to deliver again.",
+            show_default=False,
+        ),
     ] = None,
     failed: Annotated[
-        bool, typer.Option("--failed", help="Replay every event whose latest delivery failed.")
+        bool,
+        typer.Option(
+            "--failed",
+            help="Replay the failed deliveries of the listener this command would listen as"
+            " (--name, else user@host:TARGET as `hook listen` with the same target).",
+        ),
     ] = False,
     listener: Annotated[
-        str | None, typer.Option("--listener", help="With --failed: only that listener's failures.")
+        str | None,
+        typer.Option("--listener", help="With --failed: that listener's failures instead."),
     ] = None,
+    all_listeners: Annotated[
+        bool,
+        typer.Option(
+            "--all-listeners",
+            help="With --failed: every listener's failures (each result recorded for its"
+            " listener, with the target it really went to).",
+        ),
+    ] = False,
     since: Annotated[
         str | None,
         typer.Option(
@@ -58,8 +76,8 @@ def replay(
         typer.Option(
             "--name",
             envvar="HOOK_NAME",
-            help="Record results under this listener name. Default: the listener whose "
-            "delivery failed (with --failed), else user@host.",
+            help="Who replays: results of EVENT_IDs are recorded under this name, and --failed"
+            " replays its failures. Default: user@host:TARGET, as `hook listen` names itself.",
             show_default=False,
         ),
     ] = None,
@@ -79,9 +97,11 @@ def replay(
 ) -> None:
     """Deliver stored events again, through the same delivery path and targets as `hook listen`.
 
-    Webhooks are replayed byte for byte (signatures still verify). Each result is recorded in
-    the relay's history. Exit 0 when every replay was delivered, 1 when any failed, 5 for an
-    unknown event id.
+    EVENT_ID may be the short id hook prints (a unique prefix of 4+ characters). Webhooks are
+    replayed byte for byte (signatures still verify). Each result is recorded in the relay's
+    history with its target, who replayed it and the failure it answers. Exit 0 when every
+    replay was delivered, 1 when any failed, 2 for an ambiguous id (the candidates are
+    listed), 5 for an unknown event id.
 
     With --archive NAME --since TIME: EventBridge replays that archive of the relay's bus to
     the relay's rule only; progress is shown until it completes, Ctrl-C cancels it (exit 130).
@@ -96,23 +116,25 @@ def replay(
     from hookcli.cli.listen import run_rendered
     from hookcli.config import resolve
     from hookcli.delivery import RetryPolicy
-    from hookcli.listen import TargetSpec
+    from hookcli.listen import TargetSpec, default_identity
     from hookcli.replay import ReplaySettings
     from hookcli.replay import replay as run
 
+    spec = TargetSpec(target, exec_, handler, allow_remote_target, keep_host, retry_4xx)
+    spec.build()
+    identity = name or default_identity(o.default_name(), spec)
     settings = ReplaySettings(
         connection=resolve(relay, token),
-        target=TargetSpec(target, exec_, handler, allow_remote_target, keep_host, retry_4xx),
-        listener=name,
-        default_listener=o.default_name(),
+        target=spec,
+        identity=identity,
         ids=tuple(event_ids or ()),
         failed=failed,
         failed_listener=listener,
+        all_listeners=all_listeners,
         since=since,
         policy=RetryPolicy(retries=retries, timeout=timeout),
-        rule_target=t.rule_target(input_path, input_transformer, name or o.default_name()),
+        rule_target=t.rule_target(input_path, input_transformer, identity),
     )
-    settings.target.build()
     summary = run_rendered(
         "replay",
         as_json,

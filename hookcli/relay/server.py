@@ -20,7 +20,7 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -43,6 +43,7 @@ from hookcli.protocol import (
     DEFAULT_ACK_WAIT,
     MAX_NAME_LENGTH,
     MAX_SEQ,
+    MAX_TARGET_LENGTH,
     PROTOCOL_VERSION,
     Error,
     ErrorCode,
@@ -131,6 +132,8 @@ class _Session:
     live: bool = False
     queue: deque[StoredEvent] = field(default_factory=deque)
     ack_wait: float = DEFAULT_ACK_WAIT
+    #: What the listener said it delivers to; recorded with each of its results.
+    target: str | None = None
     #: Seqs sent and not yet answered (listen mode), in ack-deadline order.
     in_flight: dict[int, _Sent] = field(default_factory=dict)
     #: Delivery counts of events a previous connection under this name left unanswered.
@@ -475,17 +478,51 @@ class Relay:
 
     async def _get_event(self, request: web.Request) -> web.Response:
         scope = self._authorize(request)
-        event_id = request.match_info["id"]
-        item = self.store.get(event_id)
-        if item is None:
-            return _error(404, f"no event with id {event_id!r} on this relay", _RETENTION_HINT)
+        item = self._find(request.match_info["id"])
         return web.json_response(
-            _history_row(item, self.store.deliveries(event_id), scope=scope, full=True),
+            _history_row(item, self.store.deliveries(item.event_id), scope=scope, full=True),
             dumps=_dumps,
         )
 
+    def _find(self, given: str) -> StoredEvent:
+        """The event with this id, or the one whose id starts with ``given`` (what hook prints).
+
+        An ambiguous prefix is a 409 listing the candidates, so the caller can pick one.
+        """
+        item = self.store.get(given)
+        if item is not None:
+            return item
+        if len(given) < MIN_ID_PREFIX:
+            raise NotFoundError(
+                f"no event with id {given[:80]!r} on this relay",
+                hint=f"give the full id or at least {MIN_ID_PREFIX} of its first characters; "
+                + _RETENTION_HINT,
+            )
+        found = self.store.ids_with_prefix(given, limit=MAX_CANDIDATES + 1)
+        if len(found) == 1:
+            match = self.store.get(found[0])
+            if match is not None:
+                return match
+        if len(found) > 1:
+            shown = found[:MAX_CANDIDATES]
+            more = " (and more)" if len(found) > MAX_CANDIDATES else ""
+            raise web.HTTPConflict(
+                text=_dumps(
+                    {
+                        "error": f"{given[:80]!r} is the start of {len(shown)}{more} event ids",
+                        "hint": "give more characters of the id (`hook events --wide` shows"
+                        " full ids)",
+                        "candidates": shown,
+                        "more": bool(more),
+                    }
+                ),
+                content_type="application/json",
+            )
+        raise NotFoundError(f"no event with id {given[:80]!r} on this relay", hint=_RETENTION_HINT)
+
     async def _post_result(self, request: web.Request) -> web.Response:
-        """Record a delivery made outside a stream (``hook replay``)."""
+        """Record a delivery made outside a stream (``hook replay``), with where it went and
+        which failed delivery it answers."""
         scope = self._authorize(request)
         event_id = request.match_info["id"]
         item = self.store.get(event_id)
@@ -495,15 +532,41 @@ class Relay:
             data = await request.json()
             if not isinstance(data, dict):
                 raise ValueError("body must be a JSON object")
-            listener = data.get("listener")
-            if not isinstance(listener, str) or not 0 < len(listener) <= MAX_NAME_LENGTH:
-                raise ValueError(f"'listener' must be 1-{MAX_NAME_LENGTH} characters")
+            listener = _name_field(data, "listener", required=True)
+            assert listener is not None
+            replayed_by = _name_field(data, "replayed_by")
+            target = data.get("target")
+            if target is not None and (
+                not isinstance(target, str) or len(target) > MAX_TARGET_LENGTH
+            ):
+                raise ValueError(f"'target' must be text of at most {MAX_TARGET_LENGTH} characters")
+            owner = _scoped(scope, listener)
+            replay_of = data.get("replay_of")
+            if replay_of is not None:
+                if not isinstance(replay_of, int) or isinstance(replay_of, bool):
+                    raise ValueError("'replay_of' must be a delivery id (an integer)")
+                answered = self.store.delivery(replay_of) if 0 < replay_of <= MAX_SEQ else None
+                if answered is None or answered.seq != item.seq or answered.listener != owner:
+                    raise ValueError(
+                        f"'replay_of' {replay_of} is not a delivery of this event to {listener!r}"
+                    )
+            else:
+                # The failure this replay answers: the listener's latest delivery, if failed.
+                latest = self.store.latest_delivery(owner, item.seq)
+                if latest is not None and latest.status == "failed":
+                    replay_of = latest.id
             result = parse_result({**data, "seq": item.seq, "id": event_id})
         except RecursionError:
             return _error(400, "bad result: the JSON body is nested too deeply", _RESULT_HINT)
         except (ValueError, ProtocolError) as exc:
             return _error(400, f"bad result: {exc}", _RESULT_HINT)
-        self.store.record([_delivery(_scoped(scope, listener), result, replay=True)])
+        delivery = replace(
+            _delivery(owner, result, replay=True),
+            target=target,
+            replayed_by=_scoped(scope, replayed_by) if replayed_by else None,
+            replay_of=replay_of,
+        )
+        self.store.record([delivery])
         return web.json_response({"recorded": True, "seq": item.seq})
 
     # ---------------------------------------------------------------- stream
@@ -640,6 +703,7 @@ class Relay:
             ws=ws,
             pos=pos,
             ack_wait=message.ack_wait,
+            target=message.target,
         )
         if listen:
             if start.kind == "last" and known is not None:
@@ -853,7 +917,8 @@ class Relay:
                 seq=result.seq,
             )
         del session.in_flight[result.seq]
-        session.results.append(_delivery(session.key, result, replay=False))
+        delivery = _delivery(session.key, result, replay=False)
+        session.results.append(replace(delivery, target=session.target))
         session.wake.set()
         return None
 
@@ -940,6 +1005,9 @@ class Relay:
 
 # -------------------------------------------------------------------- helpers
 
+#: Shortest id prefix ``GET /v1/events/<id>`` resolves (hook prints 8), and most candidates listed.
+MIN_ID_PREFIX = 4
+MAX_CANDIDATES = 10
 _RETENTION_HINT = "check the id with `hook events`; events older than the retention are removed"
 
 
@@ -1010,6 +1078,7 @@ def _history_row(
         "event": item.event.to_dict(),
         "deliveries": [
             {
+                "id": d.id,
                 "listener": d.listener,
                 "status": d.status,
                 "attempt": d.attempt,
@@ -1018,6 +1087,9 @@ def _history_row(
                 "error": d.error,
                 "at": d.at,
                 "replay": d.replay,
+                "target": d.target,
+                "replayed_by": d.replayed_by,
+                "replay_of": d.replay_of,
             }
             for d in deliveries
         ],
@@ -1027,6 +1099,16 @@ def _history_row(
     elif item.event.request is not None:
         row["request"] = {"method": item.event.request.method, "size": len(item.event.request.body)}
     return row
+
+
+def _name_field(data: Mapping[str, Any], key: str, *, required: bool = False) -> str | None:
+    """A listener name in a request body: 1-200 characters (optional unless ``required``)."""
+    value = data.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_NAME_LENGTH:
+        raise ValueError(f"'{key}' must be 1-{MAX_NAME_LENGTH} characters")
+    return value
 
 
 _RESULT_HINT = (

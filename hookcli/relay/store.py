@@ -74,6 +74,14 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             last_seen REAL NOT NULL
         ) WITHOUT ROWID""",
     ),
+    # 1 -> 2: history says what really happened to a replay (issue 9): the target each
+    # delivery went to, who replayed it, and the failed delivery row it answers. NULL in rows
+    # written before (their target was never recorded), and in live deliveries' replay columns.
+    (
+        "ALTER TABLE deliveries ADD COLUMN target TEXT",
+        "ALTER TABLE deliveries ADD COLUMN replayed_by TEXT",
+        "ALTER TABLE deliveries ADD COLUMN replay_of INTEGER",
+    ),
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 
@@ -81,7 +89,7 @@ _STATUSES: Final = ("delivered", "failed", "pending")
 _EVENT_COLUMNS = "e.seq, e.event_json, e.request_head, e.request_body, e.received, e.id"
 _DELIVERY_COLUMNS = (
     "d.listener, d.seq, d.event_id, d.status, d.attempt, d.latency_ms, d.code, d.error, d.at,"
-    " d.replay"
+    " d.replay, d.target, d.replayed_by, d.replay_of, d.id"
 )
 # Insert-if-absent as one statement. Not `ON CONFLICT DO NOTHING`: SQLite allocates an
 # AUTOINCREMENT seq before it sees the conflict, so every SQS redelivery would burn a seq.
@@ -99,9 +107,9 @@ _UPSERT_CURSOR = (
     " last_seen = excluded.last_seen"
 )
 _INSERT_DELIVERY = (
-    "INSERT INTO deliveries"
-    " (seq, listener, event_id, status, attempt, latency_ms, code, error, at, replay)"
-    " SELECT seq, ?, id, ?, ?, ?, ?, ?, ?, ? FROM events WHERE seq = ? AND id = ?"
+    "INSERT INTO deliveries (seq, listener, event_id, status, attempt, latency_ms, code, error,"
+    " at, replay, target, replayed_by, replay_of)"
+    " SELECT seq, ?, id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM events WHERE seq = ? AND id = ?"
 )
 # The latest delivery of event `e` to the listener of `d`, by record order.
 _LATEST = (
@@ -165,6 +173,15 @@ class Delivery:
     error: str | None
     at: float
     replay: bool
+    #: Where it went (``http://localhost:3000/``, ``exec jq .detail``); None when not reported.
+    target: str | None = None
+    #: For a replay: the identity that ran ``hook replay`` (may differ from ``listener``).
+    replayed_by: str | None = None
+    #: For a replay: the row id of the failed delivery it answers, if any.
+    replay_of: int | None = None
+    #: This row's id (set when read from the store): what ``replay_of`` refers to. Not part of
+    #: equality: a delivery read back equals the one recorded.
+    id: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +337,23 @@ class Store:
             ).fetchone()
         return None if row is None else _stored(row)
 
+    def ids_with_prefix(self, prefix: str, limit: int = 10) -> list[str]:
+        """Up to ``limit`` stored ids starting with ``prefix``, in id order.
+
+        One range scan of the ``events.id`` unique index (``prefix <= id < prefix + U+10FFFF``:
+        BINARY collation compares UTF-8 bytes, and no character sorts above U+10FFFF), so
+        resolving the short id a listener printed costs the same on a full store.
+        """
+        if not prefix or limit <= 0:
+            return []
+        low = _utf8(prefix)
+        with self._translate("reading an event"):
+            rows = self._conn.execute(
+                "SELECT id FROM events WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
+                (low, low + "\U0010ffff", limit),
+            ).fetchall()
+        return [row[0] for row in rows]
+
     def get_seq(self, seq: int) -> StoredEvent | None:
         """The stored event with this seq, or None."""
         with self._translate("reading an event"):
@@ -409,6 +443,9 @@ class Store:
                 None if d.error is None else _utf8(d.error),
                 d.at,
                 int(d.replay),
+                None if d.target is None else _utf8(d.target),
+                None if d.replayed_by is None else _utf8(d.replayed_by),
+                d.replay_of,
                 d.seq,
                 _utf8(d.event_id),
             )
@@ -427,6 +464,24 @@ class Store:
                 (_utf8(event_id),),
             ).fetchall()
         return [_delivery(row) for row in rows]
+
+    def delivery(self, row_id: int) -> Delivery | None:
+        """The delivery row with this id (what a replay's ``replay_of`` names), or None."""
+        with self._translate("reading deliveries"):
+            row = self._conn.execute(
+                f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d WHERE d.id = ?", (row_id,)
+            ).fetchone()
+        return None if row is None else _delivery(row)
+
+    def latest_delivery(self, listener: str, seq: int) -> Delivery | None:
+        """``listener``'s latest recorded delivery of the event ``seq``, or None."""
+        with self._translate("reading deliveries"):
+            row = self._conn.execute(
+                f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d WHERE d.listener = ? AND d.seq = ?"
+                " ORDER BY d.id DESC LIMIT 1",
+                (_utf8(listener), seq),
+            ).fetchone()
+        return None if row is None else _delivery(row)
 
     def history(
         self,
@@ -851,9 +906,23 @@ def _stored(row: _Row) -> StoredEvent:
 
 
 def _delivery(row: tuple[Any, ...]) -> Delivery:
-    listener, seq, event_id, status, attempt, latency, code, error, at, replay = row
+    listener, seq, event_id, status, attempt, latency, code, error, at, replay, *more = row
+    target, replayed_by, replay_of, row_id = more
     return Delivery(
-        listener, seq, event_id, status, attempt, latency, code, error, at, bool(replay)
+        listener,
+        seq,
+        event_id,
+        status,
+        attempt,
+        latency,
+        code,
+        error,
+        at,
+        bool(replay),
+        target,
+        replayed_by,
+        replay_of,
+        row_id,
     )
 
 
