@@ -48,11 +48,9 @@ async def deliver_once(
 
 
 def returned(outcome: Outcome) -> Any:
-    """The handler's return value, from the first line of the outcome's detail."""
-    assert outcome.detail is not None, outcome
-    first = outcome.detail.splitlines()[0]
-    assert first.startswith("returned "), outcome.detail
-    return json.loads(first.removeprefix("returned "))
+    """The handler's return value (JSON text in the outcome's ``value``)."""
+    assert outcome.value is not None, outcome
+    return json.loads(outcome.value)
 
 
 def process_gone(pid: int) -> bool:
@@ -357,7 +355,7 @@ def test_exec_passes_event_on_stdin_and_hook_env(tmp_path: Path) -> None:
     event = order_event()
     command = f"sh {shlex.quote(str(SCRIPTS / 'record.sh'))} {shlex.quote(str(tmp_path))}"
     outcome = run(deliver_once(make_target(command=command), event, attempt=2))
-    assert (outcome.delivered, outcome.code, outcome.detail) == (True, 0, f"recorded {event.id}\n")
+    assert (outcome.delivered, outcome.code, outcome.output) == (True, 0, f"recorded {event.id}\n")
     assert outcome.action == f"exec {command}"
     assert (tmp_path / "stdin.json").read_text() == event.to_json() + "\n"
     env = dict(line.split("=", 1) for line in (tmp_path / "env.txt").read_text().splitlines())
@@ -453,14 +451,14 @@ def test_handler_exception_fails_with_its_traceback() -> None:
 
 @pytest.mark.slow
 def test_handler_output_is_captured_without_corrupting_the_protocol() -> None:
-    """print, raw fd writes, stderr and logging land in detail; the next event still works."""
+    """print, raw fd writes, stderr and logging land in output; the next event still works."""
     outcomes = run(
         deliver_many(make_target(handler=APP), order_event(action="print"), order_event())
     )
     assert all(outcome.delivered for outcome in outcomes), outcomes
-    detail = outcomes[0].detail or ""
+    output = outcomes[0].output or ""
     for text in ("printed line", "garbage", "written to fd 1", "to stderr", "logged via logging"):
-        assert text in detail
+        assert text in output
     assert returned(outcomes[1])["calls"] == 2
 
 
@@ -629,5 +627,5 @@ def test_example_handler_prices_an_order() -> None:
     priced, rejected = run(deliver_many(make_target(handler=f"{EXAMPLE}:handler"), order, empty))
     value = returned(priced)
     assert (value["status"], value["total"], value["shipping"]) == ("priced", "55.0", "free")
-    assert "order o-1001: 2 item(s), 55.0 EUR, free shipping" in (priced.detail or "")
+    assert "order o-1001: 2 item(s), 55.0 EUR, free shipping" in (priced.output or "")
     assert rejected.error == "InvalidOrderError: order 'o-1002' has no items"

@@ -43,6 +43,8 @@ def events(
         int, typer.Option("--limit", "-n", min=1, max=1000, help="At most this many events.")
     ] = 20,
     as_json: o.JsonOut = False,
+    verbose: o.Verbose = False,
+    quiet: o.Quiet = False,
     relay: o.Relay = None,
     token: o.Token = None,
 ) -> None:
@@ -85,6 +87,8 @@ def show(
     ctx: typer.Context,
     event_id: Annotated[str, typer.Argument(help="The event id (from `hook events`).")],
     as_json: o.JsonOut = False,
+    verbose: o.Verbose = False,
+    quiet: o.Quiet = False,
     relay: o.Relay = None,
     token: o.Token = None,
 ) -> None:

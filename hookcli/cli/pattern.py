@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from hookcli.cli import options as o
 from hookcli.cli.inputs import open_lines, read_text
 from hookcli.errors import InvalidEventError
 
@@ -32,6 +33,8 @@ def test(
     as_json: Annotated[
         bool, typer.Option("--json", help='Print {"match": true|false} lines.')
     ] = False,
+    verbose: o.Verbose = False,
+    quiet: o.Quiet = False,
 ) -> None:
     """Test whether EVENT matches PATTERN with EventBridge's exact semantics.
 

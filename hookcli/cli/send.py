@@ -55,6 +55,8 @@ def send(
         ),
     ] = None,
     as_json: o.JsonOut = False,
+    verbose: o.Verbose = False,
+    quiet: o.Quiet = False,
     relay: o.Relay = None,
     token: o.Token = None,
 ) -> None:
@@ -88,7 +90,7 @@ def send(
     if not entries:
         raise UsageError(f"{file} has no events")
     target = asyncio.run(resolve_target(relay, token, bus, region, profile))
-    results = render_sent(target, entries, put, as_json=as_json)
+    results = render_sent(target, entries, put, as_json=as_json, level=o.level())
     rejected = [r for r in results if not r.ok]
     if rejected:
         raise DeliveryFailedError(

@@ -16,8 +16,10 @@ The kill is race-free against forks and exits: marked processes are stopped (SIG
 pass until a pass finds no new one (a stopped process cannot fork), then killed; a process that
 exits mid-scan is skipped, and one whose pid was reused by an unmarked process is let go.
 
-Output is captured bounded (the last 64 KB of stdout and of stderr); the pipes are always read,
-so a chatty command never blocks on a full pipe, and what passes the bound is dropped.
+Output is captured bounded: the last 64 KB of stdout and of stderr (the end, where an error
+usually is) and the first 4 KB of both as they arrived (the lines shown under the event). The
+pipes are always read, so a chatty command never blocks on a full pipe; what passes the bounds
+is dropped.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from pathlib import Path
 
 from hookcli.errors import TargetError
 from hookcli.events import Event
-from hookcli.targets import Outcome, clip, first_line
+from hookcli.targets import OUTPUT_LIMIT, Outcome, clip, first_line
 
 #: Bytes of stdout and of stderr kept per run (the end, where the error usually is).
 CAPTURE_LIMIT = 64 * 1024
@@ -122,20 +124,21 @@ class ExecTarget:
         action = self.description
         stdout = run.stdout.decode("utf-8", "replace")
         stderr = run.stderr.decode("utf-8", "replace")
+        output = run.head_text() or None
         if timed_out:
             error = (
                 f"timed out after {timeout:g} s; killed the command and every process it started"
             )
-            return Outcome(
-                False, True, latency_ms, None, error, clip(stderr, tail=True) or None, action
-            )
+            detail = clip(stderr, tail=True) or None
+            return Outcome(False, True, latency_ms, None, error, detail, action, output)
         if code == 0:
-            return Outcome(
-                True, False, latency_ms, 0, None, clip(stdout, tail=True) or None, action
-            )
+            # The end of a long output too (-v shows it after the start).
+            detail = clip(stdout, tail=True) if run.cut else None
+            return Outcome(True, False, latency_ms, 0, None, detail, action, output)
         error = first_line(stderr, last=True) or first_line(stdout, last=True) or _describe(code)
         detail = clip(stderr or stdout, tail=True) or None
-        return Outcome(False, code not in _NOT_RUNNABLE, latency_ms, code, error, detail, action)
+        retryable = code not in _NOT_RUNNABLE
+        return Outcome(False, retryable, latency_ms, code, error, detail, action, output)
 
 
 class _Run(asyncio.SubprocessProtocol):
@@ -144,15 +147,31 @@ class _Run(asyncio.SubprocessProtocol):
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.stdout = bytearray()
         self.stderr = bytearray()
+        #: stdout and stderr interleaved as they arrived, up to OUTPUT_LIMIT bytes (and one
+        #: more, which tells a cut-off output from one that fits exactly).
+        self.head = bytearray()
         self.exited: asyncio.Future[None] = loop.create_future()
         self.drained: asyncio.Future[None] = loop.create_future()
         self._open_outputs = 2
 
     def pipe_data_received(self, fd: int, data: bytes | str) -> None:
+        chunk = data.encode() if isinstance(data, str) else data
+        if len(self.head) <= OUTPUT_LIMIT:
+            self.head += chunk[: OUTPUT_LIMIT + 1 - len(self.head)]
         buffer = self.stdout if fd == 1 else self.stderr
-        buffer += data.encode() if isinstance(data, str) else data
+        buffer += chunk
         if len(buffer) > CAPTURE_LIMIT:
             del buffer[:-CAPTURE_LIMIT]
+
+    @property
+    def cut(self) -> bool:
+        """More was printed than ``head`` keeps."""
+        return len(self.head) > OUTPUT_LIMIT
+
+    def head_text(self) -> str:
+        """The start of the output, ``…`` where it was cut."""
+        text = self.head[:OUTPUT_LIMIT].decode("utf-8", "replace")
+        return text + "\u2026" if self.cut else text
 
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
         if fd in (1, 2):

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from hookcli.errors import TargetError
 from hookcli.events import Event
-from hookcli.targets import DETAIL_LIMIT, Notice, Outcome, clip
+from hookcli.targets import DETAIL_LIMIT, OUTPUT_LIMIT, Notice, Outcome, clip
 
 #: How long a worker may take to import the handler before it counts as a failed import.
 START_TIMEOUT_SECONDS = 30.0
@@ -31,7 +31,6 @@ STOP_GRACE_SECONDS = 1.0
 WATCH_DEBOUNCE_MS = 400
 WATCH_STEP_MS = 50
 _STDERR_LIMIT = 16 * 1024
-_OUTPUT_LIMIT = 2048
 # Largest reply frame: the worker clips what it sends to a few KiB (``_worker.VALUE_LIMIT`` and
 # the like), so a bigger length prefix means the handler wrote into the protocol pipe itself.
 _FRAME_LIMIT = 1024 * 1024
@@ -157,15 +156,14 @@ class HandlerTarget:
             return Outcome(
                 False, True, latency_ms, code, error, worker.stderr_tail() or None, action
             )
-        output = str(reply.get("output") or "")
-        # The start of a traceback or value, the end of the output: each bounded on its own.
-        printed = "\noutput:\n" + clip(output, _OUTPUT_LIMIT, tail=True) if output else ""
+        # What it printed and returned, each bounded on its own: shown under the event's line.
+        output = clip(str(reply.get("output") or ""), OUTPUT_LIMIT) or None
         if reply.get("ok"):
-            detail = f"returned {reply.get('value', 'null')}" + printed
-            return Outcome(True, False, latency_ms, None, None, detail, action)
-        trace = clip(str(reply.get("traceback") or ""), DETAIL_LIMIT, tail=True)
+            value = clip(str(reply.get("value", "null")), OUTPUT_LIMIT)
+            return Outcome(True, False, latency_ms, None, None, None, action, output, value)
+        trace = clip(str(reply.get("traceback") or ""), DETAIL_LIMIT, tail=True) or None
         error = str(reply.get("error") or "the handler raised an exception")
-        return Outcome(False, False, latency_ms, None, error, trace + printed, action)
+        return Outcome(False, False, latency_ms, None, error, trace, action, output)
 
     async def _spawn(self) -> None:
         """Start a worker and wait until it has imported the handler (or failed to)."""
