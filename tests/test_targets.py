@@ -629,3 +629,18 @@ def test_example_handler_prices_an_order() -> None:
     assert (value["status"], value["total"], value["shipping"]) == ("priced", "55.0", "free")
     assert "order o-1001: 2 item(s), 55.0 EUR, free shipping" in (priced.output or "")
     assert rejected.error == "InvalidOrderError: order 'o-1002' has no items"
+
+
+def test_https_target_against_a_plain_http_app_says_use_http() -> None:
+    """An https:// target whose app speaks plain HTTP fails with "use http://", not an SSL code."""
+    event = order_event()
+
+    async def scenario() -> tuple[Recorder, Outcome]:
+        async with Recorder() as app:
+            https = app.url.replace("http://", "https://") + "/hooks"
+            outcome = await deliver_once(make_target(url=https), event)
+        return app, outcome
+
+    app, outcome = run(scenario())
+    assert not outcome.delivered and not outcome.retryable
+    assert outcome.error == f"the target speaks plain HTTP, not TLS: use {app.url}/hooks"
