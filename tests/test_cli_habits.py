@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import urllib.request
@@ -21,7 +22,7 @@ from typer.testing import CliRunner
 from hookcli.cli import app
 from hookcli.relay.service import RunningRelay
 
-from conftest import UNIT, RecordingTarget
+from conftest import UNIT, RecordingTarget, wait_until
 
 PATTERN = '{"source": ["shop.orders"]}'
 EVENT = '{"id": "1", "source": "shop.orders", "detail-type": "t", "detail": {}}'
@@ -157,3 +158,41 @@ def test_a_file_name_where_json_is_expected_suggests_at_file(
     assert ran.stderr == (
         f"Error: {what}: {name!r} is a file name, not JSON\nHint: did you mean @{name}?\n"
     )
+
+
+# --- Ctrl-C and --from past the head -------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_slow_exec_exits_130_quietly(relay: RunningRelay, tmp_path: Path) -> None:
+    """Ctrl-C while --exec runs ends the listener (130) with nothing but "Interrupted."."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("HOOK_")}
+    env.update(HOOK_CONFIG=str(tmp_path / "no-config.toml"))
+    command = "cat >/dev/null; touch started; sleep 30"
+    listener = subprocess.Popen(
+        [sys.executable, "-m", "hookcli", "listen", "--relay", relay.url, "--name", "slow",
+         "--exec", command, "--timeout", "60"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=env, cwd=tmp_path, text=True,
+    )  # fmt: skip
+    try:
+        assert listener.stdout is not None
+        while json.loads(listener.stdout.readline())["type"] != "ready":
+            pass
+        ingest(relay, {"order": 1})
+        wait_until(lambda: (tmp_path / "started").exists(), what="the command to start")
+        listener.send_signal(signal.SIGINT)
+        _, err = listener.communicate(timeout=UNIT)
+    finally:
+        listener.kill()
+        listener.wait(UNIT)
+    assert listener.returncode == 130
+    assert err == "Interrupted.\n"
+
+
+def test_from_past_the_relay_head_says_so(relay: RunningRelay, tmp_path: Path) -> None:
+    """``--from 9999`` beyond the relay's newest event exits 2 naming the head, with a hint."""
+    ran = hook("listen", "--relay", relay.url, "--from", "9999", "--exec", "true", cwd=tmp_path)
+    assert ran.code == 2
+    assert "Error: the relay says: 'from' 9999 is past this relay's newest event (0)" in ran.stderr
+    assert "Hint: use a seq from 0 to 1, 'now' for new events only, or 'last'" in ran.stderr

@@ -7,12 +7,14 @@ run on a pseudo-terminal (so rich renders as it does for a person), with NO_COLO
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import pty
 import re
 import subprocess
 import sys
+import termios
 import threading
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -60,6 +62,9 @@ class Terminal:
             env=env,
             cwd=cwd,
             close_fds=True,
+            start_new_session=True,
+            # The terminal is the child's controlling one, so Ctrl-C typed on it is SIGINT.
+            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
         )
         os.close(slave)
         self._chunks: list[bytes] = []

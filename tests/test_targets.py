@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shlex
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -644,3 +645,69 @@ def test_https_target_against_a_plain_http_app_says_use_http() -> None:
     app, outcome = run(scenario())
     assert not outcome.delivered and not outcome.retryable
     assert outcome.error == f"the target speaks plain HTTP, not TLS: use {app.url}/hooks"
+
+
+@pytest.fixture
+def busy_interpreter() -> Iterator[None]:
+    """A thread spinning on the GIL with a short switch interval: a thread woken from
+    waitpid (asyncio's child watcher) then waits for the GIL, as on a loaded laptop."""
+    import sys
+    import threading
+
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            pass
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-4)
+    spinners = [threading.Thread(target=spin, daemon=True) for _ in range(1)]
+    for thread in spinners:
+        thread.start()
+    yield
+    stop.set()
+    for thread in spinners:
+        thread.join(UNIT)
+    sys.setswitchinterval(interval)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["exec", "handler"])
+def test_cancelled_deliveries_leave_the_reaping_to_asyncio(
+    kind: str,
+    tmp_path: Path,
+    busy_interpreter: None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Cancelling a running command or handler (Ctrl-C) never logs "Unknown child process":
+    the target waits for asyncio's child watcher before closing the process transport."""
+    started = tmp_path / "started"
+    if kind == "exec":
+        target: Target = make_target(command=f"touch {shlex.quote(str(started))}; sleep 30")
+    else:
+        app = tmp_path / "slow.py"
+        app.write_text(
+            "import pathlib, time\n"
+            "def handler(event, context):\n"
+            f"    pathlib.Path({str(started)!r}).touch()\n"
+            "    time.sleep(30)\n"
+        )
+        target = make_target(handler=f"{app}:handler")
+
+    async def cancel_mid_run() -> None:
+        await target.start()
+        try:
+            for _ in range(10):  # the race it guards against is a matter of scheduling
+                started.unlink(missing_ok=True)
+                delivery = asyncio.create_task(target.deliver(order_event(), 1, 60))
+                await async_wait_until(started.exists, what="the local code to start")
+                delivery.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await delivery
+        finally:
+            await target.close()
+
+    with caplog.at_level("WARNING", logger="asyncio"):
+        run(cancel_mid_run())
+    assert not [r.getMessage() for r in caplog.records if "child process" in r.getMessage()]

@@ -77,8 +77,8 @@ class ExecTarget:
         }
         run = _Run(loop)
         started = time.perf_counter()
-        try:
-            transport, _ = await loop.subprocess_exec(
+        spawning = asyncio.ensure_future(
+            loop.subprocess_exec(
                 lambda: run,
                 "/bin/sh",
                 "-c",
@@ -89,10 +89,21 @@ class ExecTarget:
                 env=env,
                 start_new_session=True,
             )
+        )
+        cancelled = False
+        try:
+            # Shielded: cancelled mid-start, asyncio would only kill the shell and then wait
+            # for its pipes, which a child of the shell holds open for as long as it runs.
+            transport, _ = await asyncio.shield(spawning)
+        except asyncio.CancelledError:
+            cancelled = True
+            transport, _ = await spawning  # started now: ended below like any cancelled run
         except OSError as exc:
             raise TargetError(f"cannot start /bin/sh to run --exec: {exc}") from exc
         pid = transport.get_pid()
         try:
+            if cancelled:
+                raise asyncio.CancelledError
             stdin = transport.get_pipe_transport(0)
             assert isinstance(stdin, asyncio.WriteTransport)
             stdin.write(event.to_json().encode() + b"\n")
@@ -105,6 +116,7 @@ class ExecTarget:
         except BaseException:  # cancelled mid-run (listener stopping): leave nothing behind
             _signal_group(pid, signal.SIGKILL)
             _kill_marked(mark)
+            await _reaped(run)
             raise
         finally:
             transport.close()
@@ -182,6 +194,21 @@ class _Run(asyncio.SubprocessProtocol):
     def process_exited(self) -> None:
         if not self.exited.done():
             self.exited.set_result(None)
+
+
+async def _reaped(run: _Run) -> None:
+    """Wait (bounded, even while being cancelled) until asyncio's child watcher has reaped the
+    killed shell.
+
+    ``transport.close()`` on a process not yet reported exited calls ``Popen.poll()``, a
+    ``waitpid``: if the shell is already dead, that reaps it behind the watcher's back, and the
+    watcher then logs "Unknown child process pid ..., will report returncode 255" (what Ctrl-C
+    during a slow --exec used to print).
+    """
+    try:
+        await asyncio.shield(asyncio.wait({run.exited}, timeout=KILL_GRACE_SECONDS))
+    except asyncio.CancelledError:
+        pass  # cancelled again: close anyway
 
 
 async def _end_all(pid: int | None, mark: str, run: _Run) -> None:

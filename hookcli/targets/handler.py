@@ -142,6 +142,7 @@ class HandlerTarget:
             # event's, so this worker goes.
             self._worker = None
             worker.kill_now()
+            await worker.reaped()
             raise
         latency_ms = (time.perf_counter() - started) * 1000
         if reply is None or reply.get("type") != "result":
@@ -319,13 +320,24 @@ class _Worker:
         return self._transport.get_returncode()
 
     def kill_now(self) -> None:
-        """SIGKILL without waiting (for cancellation paths, which must not block)."""
+        """SIGKILL without waiting (for cancellation paths, which must not block); ``reaped``
+        closes the transport once the process is gone."""
         if self._transport.get_returncode() is None:
             try:
                 os.killpg(self._transport.get_pid(), signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-        self._transport.close()
+
+    async def reaped(self) -> None:
+        """Close the transport once asyncio's child watcher reaped the process (bounded, even
+        while being cancelled): closing earlier polls it (a ``waitpid``) and, if that reaps it
+        first, the watcher logs "Unknown child process pid"."""
+        try:
+            await asyncio.shield(asyncio.wait({self._protocol.exited}, timeout=STOP_GRACE_SECONDS))
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self._transport.close()
 
     async def _finish(self) -> None:
         # The stderr tail explains a crash: let the pipes drain before closing them.
