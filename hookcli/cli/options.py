@@ -58,7 +58,8 @@ Verbose = Annotated[
         "--verbose",
         "-v",
         callback=_set_verbose,
-        help="More output: local code's output, response bodies, stderr and tracebacks in full.",
+        help="More output: local code's output, response bodies, stderr and a handler's "
+        "tracebacks in full (--debug is for hook's own).",
     ),
 ]
 Quiet = Annotated[
