@@ -149,8 +149,8 @@ def test_invalid_pattern_is_error_line_without_traceback() -> None:
 
 @pytest.mark.parametrize(
     ("args", "env"),
-    [(["--debug"], {}), (["-v"], {}), ([], {"HOOK_DEBUG": "1"})],
-    ids=["--debug", "-v", "HOOK_DEBUG"],
+    [(["--debug"], {}), ([], {"HOOK_DEBUG": "1"})],
+    ids=["--debug", "HOOK_DEBUG"],
 )
 def test_debug_shows_traceback(args: list[str], env: dict[str, str]) -> None:
     """With ``--debug`` (or HOOK_DEBUG) the error line is followed by the traceback."""

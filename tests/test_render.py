@@ -23,6 +23,12 @@ EVENT = Event(id=EventId("e-1"), source='shop"orders', detail_type="Order\tPlace
             2, EVENT, Outcome(False, True, 10.0, None, 'é \\ "q"', "d", "exec ./a.sh"), 4, True
         ),
         Delivered(3, EVENT, Outcome(False, False, 0.0, 500, "\ud800 lone", None, ""), 2),
+        Delivered(
+            4,
+            EVENT,
+            Outcome(True, False, 2.0, None, None, None, "handler a.py:h", 'x\n"é"\t\x1b', "[1]"),
+            1,
+        ),
     ],
 )
 def test_result_line_equals_the_dict_form(update: Delivered) -> None:

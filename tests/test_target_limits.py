@@ -24,7 +24,7 @@ from test_targets import deliver_once
 
 from hookcli.events import Event, EventId
 from hookcli.relay.service import RunningRelay, start_relay
-from hookcli.targets import DETAIL_LIMIT, make_target
+from hookcli.targets import DETAIL_LIMIT, OUTPUT_LIMIT, make_target
 
 from conftest import UNIT, LoopThread, relay_settings, run, wait_until
 
@@ -240,13 +240,14 @@ def test_exec_timeout_ends_detached_children(tmp_path: Path, token_relay: Runnin
 
 
 def test_exec_output_flood_is_captured_bounded(tmp_path: Path) -> None:
-    """A command printing 64 MiB is never blocked on its pipe; only the tail is kept."""
+    """A command printing 64 MiB is never blocked on its pipe; only its start and tail are kept."""
     command = "head -c 67108864 /dev/zero | tr '\\0' x; echo; echo the-end"
     event = Event(id=EventId("e-1"), source="s", detail_type="t", detail={})
     outcome = run(deliver_once(make_target(command=command), event, timeout=UNIT * 2))
     assert (outcome.delivered, outcome.code) == (True, 0), outcome.error
     assert outcome.detail is not None and len(outcome.detail) <= DETAIL_LIMIT
     assert outcome.detail.endswith("x\nthe-end\n")
+    assert outcome.output == "x" * OUTPUT_LIMIT + "\u2026"
 
 
 GARBLING_HANDLER = """\

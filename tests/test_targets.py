@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shlex
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -48,11 +49,9 @@ async def deliver_once(
 
 
 def returned(outcome: Outcome) -> Any:
-    """The handler's return value, from the first line of the outcome's detail."""
-    assert outcome.detail is not None, outcome
-    first = outcome.detail.splitlines()[0]
-    assert first.startswith("returned "), outcome.detail
-    return json.loads(first.removeprefix("returned "))
+    """The handler's return value (JSON text in the outcome's ``value``)."""
+    assert outcome.value is not None, outcome
+    return json.loads(outcome.value)
 
 
 def process_gone(pid: int) -> bool:
@@ -357,7 +356,7 @@ def test_exec_passes_event_on_stdin_and_hook_env(tmp_path: Path) -> None:
     event = order_event()
     command = f"sh {shlex.quote(str(SCRIPTS / 'record.sh'))} {shlex.quote(str(tmp_path))}"
     outcome = run(deliver_once(make_target(command=command), event, attempt=2))
-    assert (outcome.delivered, outcome.code, outcome.detail) == (True, 0, f"recorded {event.id}\n")
+    assert (outcome.delivered, outcome.code, outcome.output) == (True, 0, f"recorded {event.id}\n")
     assert outcome.action == f"exec {command}"
     assert (tmp_path / "stdin.json").read_text() == event.to_json() + "\n"
     env = dict(line.split("=", 1) for line in (tmp_path / "env.txt").read_text().splitlines())
@@ -453,14 +452,14 @@ def test_handler_exception_fails_with_its_traceback() -> None:
 
 @pytest.mark.slow
 def test_handler_output_is_captured_without_corrupting_the_protocol() -> None:
-    """print, raw fd writes, stderr and logging land in detail; the next event still works."""
+    """print, raw fd writes, stderr and logging land in output; the next event still works."""
     outcomes = run(
         deliver_many(make_target(handler=APP), order_event(action="print"), order_event())
     )
     assert all(outcome.delivered for outcome in outcomes), outcomes
-    detail = outcomes[0].detail or ""
+    output = outcomes[0].output or ""
     for text in ("printed line", "garbage", "written to fd 1", "to stderr", "logged via logging"):
-        assert text in detail
+        assert text in output
     assert returned(outcomes[1])["calls"] == 2
 
 
@@ -629,5 +628,86 @@ def test_example_handler_prices_an_order() -> None:
     priced, rejected = run(deliver_many(make_target(handler=f"{EXAMPLE}:handler"), order, empty))
     value = returned(priced)
     assert (value["status"], value["total"], value["shipping"]) == ("priced", "55.0", "free")
-    assert "order o-1001: 2 item(s), 55.0 EUR, free shipping" in (priced.detail or "")
+    assert "order o-1001: 2 item(s), 55.0 EUR, free shipping" in (priced.output or "")
     assert rejected.error == "InvalidOrderError: order 'o-1002' has no items"
+
+
+def test_https_target_against_a_plain_http_app_says_use_http() -> None:
+    """An https:// target whose app speaks plain HTTP fails with "use http://", not an SSL code."""
+    event = order_event()
+
+    async def scenario() -> tuple[Recorder, Outcome]:
+        async with Recorder() as app:
+            https = app.url.replace("http://", "https://") + "/hooks"
+            outcome = await deliver_once(make_target(url=https), event)
+        return app, outcome
+
+    app, outcome = run(scenario())
+    assert not outcome.delivered and not outcome.retryable
+    assert outcome.error == f"the target speaks plain HTTP, not TLS: use {app.url}/hooks"
+
+
+@pytest.fixture
+def busy_interpreter() -> Iterator[None]:
+    """A thread spinning on the GIL with a short switch interval: a thread woken from
+    waitpid (asyncio's child watcher) then waits for the GIL, as on a loaded laptop."""
+    import sys
+    import threading
+
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            pass
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-4)
+    spinners = [threading.Thread(target=spin, daemon=True) for _ in range(1)]
+    for thread in spinners:
+        thread.start()
+    yield
+    stop.set()
+    for thread in spinners:
+        thread.join(UNIT)
+    sys.setswitchinterval(interval)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["exec", "handler"])
+def test_cancelled_deliveries_leave_the_reaping_to_asyncio(
+    kind: str,
+    tmp_path: Path,
+    busy_interpreter: None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Cancelling a running command or handler (Ctrl-C) never logs "Unknown child process":
+    the target waits for asyncio's child watcher before closing the process transport."""
+    started = tmp_path / "started"
+    if kind == "exec":
+        target: Target = make_target(command=f"touch {shlex.quote(str(started))}; sleep 30")
+    else:
+        app = tmp_path / "slow.py"
+        app.write_text(
+            "import pathlib, time\n"
+            "def handler(event, context):\n"
+            f"    pathlib.Path({str(started)!r}).touch()\n"
+            "    time.sleep(30)\n"
+        )
+        target = make_target(handler=f"{app}:handler")
+
+    async def cancel_mid_run() -> None:
+        await target.start()
+        try:
+            for _ in range(10):  # the race it guards against is a matter of scheduling
+                started.unlink(missing_ok=True)
+                delivery = asyncio.create_task(target.deliver(order_event(), 1, 60))
+                await async_wait_until(started.exists, what="the local code to start")
+                delivery.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await delivery
+        finally:
+            await target.close()
+
+    with caplog.at_level("WARNING", logger="asyncio"):
+        run(cancel_mid_run())
+    assert not [r.getMessage() for r in caplog.records if "child process" in r.getMessage()]

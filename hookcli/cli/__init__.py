@@ -15,6 +15,7 @@ import typer
 import typer.core
 
 from hookcli import __version__
+from hookcli.cli import options
 from hookcli.errors import HookError
 
 EXIT_CODES_HELP = (
@@ -30,7 +31,12 @@ class _ReaderLeft(Exception):
 
 
 class _Group(typer.core.TyperGroup):
-    """The root group; it lifts EPIPE past Typer, which would turn it into exit 1."""
+    """The root group; it lifts EPIPE past Typer, which would turn it into exit 1, and starts
+    each run at the default output level."""
+
+    def make_context(self, info_name: Any, args: Any, parent: Any = None, **extra: Any) -> Any:
+        options.reset_level()  # before any -v/-q on this command line is parsed
+        return super().make_context(info_name, args, parent, **extra)
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -77,11 +83,12 @@ def _root(
         bool,
         typer.Option(
             "--debug",
-            "-v",
             envvar="HOOK_DEBUG",
             help="Show tracebacks and debug logs (never tokens).",
         ),
     ] = False,
+    verbose: options.Verbose = False,
+    quiet: options.Quiet = False,
 ) -> None:
     _State.debug = debug
 

@@ -12,7 +12,7 @@ def register(app: typer.Typer) -> None:
     app.command("demo")(demo)
 
 
-def demo(as_json: o.JsonOut = False) -> None:
+def demo(as_json: o.JsonOut = False, verbose: o.Verbose = False, quiet: o.Quiet = False) -> None:
     """A self-contained tour: embedded relay, a sample app, a listener, a failure and a replay.
 
     No AWS account and no second terminal needed; finishes in seconds. Exit 0 when every event
@@ -22,6 +22,6 @@ def demo(as_json: o.JsonOut = False) -> None:
     from hookcli.demo import demo as run
     from hookcli.errors import DeliveryFailedError
 
-    summary = run_rendered("listen", as_json, False, lambda emit: run(emit))
+    summary = run_rendered("listen", as_json, lambda emit: run(emit))
     if not summary.ok:
         raise DeliveryFailedError("the demo did not end with every event delivered")

@@ -43,6 +43,8 @@ def events(
         typer.Option("--wide", "-w", help="Full ids, dates and results (wider than 80 columns)."),
     ] = False,
     as_json: o.JsonOut = False,
+    verbose: o.Verbose = False,
+    quiet: o.Quiet = False,
     relay: o.Relay = None,
     token: o.Token = None,
 ) -> None:
@@ -97,6 +99,8 @@ def show(
         typer.Argument(help="The event id, or a unique prefix of it (as hook prints ids)."),
     ],
     as_json: o.JsonOut = False,
+    verbose: o.Verbose = False,
+    quiet: o.Quiet = False,
     relay: o.Relay = None,
     token: o.Token = None,
 ) -> None:

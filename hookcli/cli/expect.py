@@ -39,6 +39,8 @@ def expect(
     ] = "now",
     relay: o.Relay = None,
     token: o.Token = None,
+    verbose: o.Verbose = False,
+    quiet: o.Quiet = False,
 ) -> None:
     """Wait until N events matching the filters have arrived, for CI scripts and tests.
 
@@ -68,7 +70,7 @@ def expect(
             raise expected.error()
 
     # Always JSON lines: the output is data for the script that waits (`| jq`, `wc -l`).
-    run_rendered("tail", True, False, wait)
+    run_rendered("tail", True, wait)
 
 
 def _start(value: str) -> Start:

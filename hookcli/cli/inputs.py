@@ -24,7 +24,25 @@ def read_text(value: str, what: str) -> str:
             raise UsageError(f"{what}: no such file {str(path)!r}") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise UsageError(f"{what}: cannot read {str(path)!r}: {exc}") from exc
+    _refuse_file_name(value, what)
     return value
+
+
+def _refuse_file_name(value: str, what: str) -> None:
+    """A value that is not JSON but names a file was meant as ``@file``: say so, rather than
+    let the JSON parser answer ``Expecting value: line 1 column 1``."""
+    import json
+
+    text = value.strip()
+    if not text or text[0] in "{[":
+        return
+    try:
+        json.loads(text)
+    except ValueError:
+        if Path(text).expanduser().is_file():
+            raise UsageError(
+                f"{what}: {text!r} is a file name, not JSON", hint=f"did you mean @{text}?"
+            ) from None
 
 
 def read_documents(path: str, what: str) -> list[Document]:

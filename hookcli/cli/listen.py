@@ -32,16 +32,16 @@ def register(app: typer.Typer) -> None:
 def run_rendered(
     kind: Kind,
     as_json: bool,
-    verbose: bool,
     work: Callable[[Callable[[Update], None]], Coroutine[Any, Any, T]],
 ) -> T:
-    """Run a library coroutine with a renderer; fatal errors are rendered, then raised."""
+    """Run a library coroutine with a renderer at the -v/-q level; fatal errors are rendered,
+    then raised."""
     import asyncio
     import signal
 
     from hookcli.cli.render import make_renderer
 
-    renderer = make_renderer(kind, as_json=as_json, verbose=verbose)
+    renderer = make_renderer(kind, as_json=as_json, level=o.level())
 
     async def main() -> T:
         # SIGTERM (a supervisor stopping us) cancels the work so targets, worker processes and
@@ -120,15 +120,8 @@ def listen(
     retry_4xx: o.Retry4xx = False,
     exit_on_disconnect: o.ExitOnDisconnect = False,
     as_json: o.JsonOut = False,
-    verbose: Annotated[
-        bool,
-        typer.Option(
-            "--verbose",
-            "-v",
-            "-V",
-            help="Show response bodies, stderr and tracebacks of failures in full.",
-        ),
-    ] = False,
+    verbose: o.Verbose = False,
+    quiet: o.Quiet = False,
     relay: o.Relay = None,
     token: o.Token = None,
     input_path: t.InputPathOpt = None,
@@ -199,7 +192,7 @@ def listen(
             given=(source, detail_type, pattern, input_path, input_transformer),
         ),
     )
-    run_rendered("listen", as_json, verbose, lambda emit: run(settings, emit))
+    run_rendered("listen", as_json, lambda emit: run(settings, emit))
 
 
 def tail(
@@ -214,6 +207,8 @@ def tail(
     ] = None,
     exit_on_disconnect: o.ExitOnDisconnect = False,
     as_json: o.JsonOut = False,
+    verbose: o.Verbose = False,
+    quiet: o.Quiet = False,
     relay: o.Relay = None,
     token: o.Token = None,
 ) -> None:
@@ -233,4 +228,4 @@ def tail(
         count=count,
         exit_on_disconnect=exit_on_disconnect,
     )
-    run_rendered("tail", as_json, False, lambda emit: run(settings, emit))
+    run_rendered("tail", as_json, lambda emit: run(settings, emit))

@@ -10,9 +10,67 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from hookcli.cli.inputs import read_text
+from hookcli.cli.render import Level
 
 if TYPE_CHECKING:
     from hookcli.protocol import PatternChange, Start
+
+
+class _Output:
+    """The output level that -v/-q set, wherever on the command line they stand (``hook -v
+    listen`` and ``hook listen -v`` alike); the root callback resets it for each run."""
+
+    verbose = False
+    quiet = False
+
+
+def reset_level() -> None:
+    """Back to the default level (each ``hook`` run starts here)."""
+    _Output.verbose = _Output.quiet = False
+
+
+def level() -> Level:
+    """The output level this run asked for; -v and -q together are a usage error."""
+    if _Output.verbose and _Output.quiet:
+        from hookcli.errors import UsageError
+
+        raise UsageError("-v/--verbose and -q/--quiet contradict each other: give one")
+    if _Output.quiet:
+        return Level.QUIET
+    return Level.VERBOSE if _Output.verbose else Level.NORMAL
+
+
+def _set_verbose(value: bool) -> bool:
+    _Output.verbose = _Output.verbose or value
+    return value
+
+
+def _set_quiet(value: bool) -> bool:
+    _Output.quiet = _Output.quiet or value
+    return value
+
+
+#: ``-v`` means the same on every command: more output (a target's output, response bodies,
+#: stderr and tracebacks in full); ``--debug`` (the root option) is for hook's own tracebacks.
+Verbose = Annotated[
+    bool,
+    typer.Option(
+        "--verbose",
+        "-v",
+        callback=_set_verbose,
+        help="More output: local code's output, response bodies, stderr and a handler's "
+        "tracebacks in full (--debug is for hook's own).",
+    ),
+]
+Quiet = Annotated[
+    bool,
+    typer.Option(
+        "--quiet",
+        "-q",
+        callback=_set_quiet,
+        help="Less output: no local code's output under events, no summaries; errors still show.",
+    ),
+]
 
 Relay = Annotated[
     str | None,
@@ -62,7 +120,9 @@ TargetUrl = Annotated[
     typer.Option(
         "--target",
         "-t",
-        help="POST events to this local URL: localhost:3000[/path], 127.0.0.1:3000, http://...",
+        "--forward-to",  # the Stripe CLI's spelling, for hands that know it
+        help="POST events to this local URL: localhost:3000[/path], 127.0.0.1:3000, http://... "
+        "(--forward-to is the same option).",
     ),
 ]
 ExecCmd = Annotated[

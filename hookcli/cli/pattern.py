@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from hookcli.cli import options as o
 from hookcli.cli.inputs import read_documents, read_text
 from hookcli.errors import InvalidEventError
 
@@ -35,6 +36,8 @@ def test(
         bool,
         typer.Option("--json", help='Print {"match": true|false, ...} lines.'),
     ] = False,
+    verbose: o.Verbose = False,
+    quiet: o.Quiet = False,
 ) -> None:
     """Test whether EVENT matches PATTERN with EventBridge's exact semantics.
 

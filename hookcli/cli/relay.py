@@ -206,10 +206,8 @@ def serve(
             show_default=False,
         ),
     ] = None,
-    quiet: Annotated[
-        bool,
-        typer.Option("--quiet", "-q", help="Print only the banner: no line per event or listener."),
-    ] = False,
+    verbose: o.Verbose = False,
+    quiet: o.Quiet = False,
     as_json: Annotated[
         bool,
         typer.Option(
@@ -285,7 +283,10 @@ def serve(
     )
     import asyncio
 
-    asyncio.run(_serve(settings, quiet=quiet, as_json=as_json))
+    from hookcli.cli.render import Level
+
+    # -q here or at the root (`hook -q relay serve`): only the banner.
+    asyncio.run(_serve(settings, quiet=o.level() is Level.QUIET, as_json=as_json))
 
 
 def _secrets(values: list[str]) -> dict[str, str]:
@@ -344,6 +345,8 @@ def teardown(
     region: Region = None,
     profile: Profile = None,
     name: Name = "hook",
+    verbose: o.Verbose = False,
+    quiet: o.Quiet = False,
 ) -> None:
     """Remove the queue and rule this relay created on the bus (found by tag, nothing else)."""
     from hookcli.sources.eventbridge import AwsSettings

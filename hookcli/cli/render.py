@@ -14,11 +14,13 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from datetime import datetime
+from enum import IntEnum
 from json.encoder import encode_basestring as _string
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TextIO
 
 from hookcli.errors import HookError
 from hookcli.events import Event, short_text
+from hookcli.targets import Outcome
 from hookcli.updates import (
     ArchiveReplay,
     Caught,
@@ -36,6 +38,21 @@ if TYPE_CHECKING:
     from hookcli.sources.eventbridge import ArchiveInfo
 
 Kind = Literal["listen", "tail", "replay"]
+
+
+class Level(IntEnum):
+    """How much a command prints: ``-q``, the default, ``-v`` (the same on every command)."""
+
+    QUIET = -1
+    NORMAL = 0
+    VERBOSE = 1
+
+
+#: Lines of a command's or handler's output shown under its event's line (all with -v).
+PREVIEW_LINES = 3
+#: Columns of the event line's detail-type and source: cut or padded, so rows stay aligned.
+DETAIL_TYPE_WIDTH = 20
+SOURCE_WIDTH = 16
 
 
 class Renderer(Protocol):
@@ -57,11 +74,11 @@ def use_json(as_json: bool, stream: TextIO | None = None) -> bool:
     return as_json or not (hasattr(out, "isatty") and out.isatty())
 
 
-def make_renderer(kind: Kind, *, as_json: bool, verbose: bool = False) -> Renderer:
+def make_renderer(kind: Kind, *, as_json: bool, level: Level = Level.NORMAL) -> Renderer:
     """The renderer for ``kind`` in the mode the output stream calls for."""
     if use_json(as_json):
         return JsonRenderer(kind)
-    return TerminalRenderer(kind, verbose=verbose)
+    return TerminalRenderer(kind, level=level)
 
 
 # ------------------------------------------------------------------ JSON lines
@@ -112,6 +129,8 @@ def update_to_json(update: Update) -> dict[str, Any]:
                 "action": outcome.action,
                 "error": outcome.error,
                 "duplicate": update.duplicate,
+                "output": outcome.output,
+                "value": outcome.value,
             }
         case State():
             return {
@@ -142,7 +161,8 @@ def result_line(update: Delivered) -> str:
         f'"status":"{"delivered" if outcome.delivered else "failed"}","code":{code},'
         f'"latency_ms":{latency!r},"attempts":{update.attempts},'
         f'"action":{_string(outcome.action)},"error":{_json_or_null(outcome.error)},'
-        f'"duplicate":{"true" if update.duplicate else "false"}}}'
+        f'"duplicate":{"true" if update.duplicate else "false"},'
+        f'"output":{_json_or_null(outcome.output)},"value":{_json_or_null(outcome.value)}}}'
     )
 
 
@@ -240,12 +260,12 @@ def _flush_soon(stream: TextIO) -> None:
 class TerminalRenderer:
     """rich lines above a live status line (connection state, counts, rate)."""
 
-    def __init__(self, kind: Kind, *, verbose: bool = False) -> None:
+    def __init__(self, kind: Kind, *, level: Level = Level.NORMAL) -> None:
         from rich.console import Console
         from rich.live import Live
 
         self.kind = kind
-        self.verbose = verbose
+        self.level = level
         self.console = Console(highlight=False)
         self.state = ConnectionState.CONNECTING
         self.state_error: str | None = None
@@ -310,8 +330,9 @@ class TerminalRenderer:
 
         line = Text()
         line.append(datetime.now().strftime("%H:%M:%S"), style="dim")
-        line.append(f"  {short_text(event.detail_type, 40):<14}", style="bold")
-        line.append(f"  {short_text(event.source, 40):<14}", style="cyan")
+        detail_type = short_text(event.detail_type, DETAIL_TYPE_WIDTH)
+        line.append(f"  {detail_type:<{DETAIL_TYPE_WIDTH}}", style="bold")
+        line.append(f"  {short_text(event.source, SOURCE_WIDTH):<{SOURCE_WIDTH}}", style="cyan")
         line.append(f"  {event.short_id}", style="dim")
         line.append("  ")
         line.append_text(tail)
@@ -386,15 +407,16 @@ class TerminalRenderer:
 
         outcome = update.outcome
         tail = Text()
+        code = f"{outcome.code} " if outcome.code is not None else ""
         if outcome.delivered:
             self.delivered += 1
-            code = f"{outcome.code} " if outcome.code is not None else ""
             tail.append(f"-> {code}", style="green")
             tail.append(outcome.action)
         else:
+            # A word and a symbol, not only red: with NO_COLOR (or colour blindness) a failure
+            # must not read like a success.
             self.failed += 1
-            code = f"{outcome.code} " if outcome.code is not None else ""
-            tail.append(f"-> {code}{outcome.action}", style="red")
+            tail.append(f"✗ failed {code}{outcome.action}", style="red")
         tail.append(f" ({outcome.latency_ms:.0f} ms)", style="dim")
         if update.attempts > 1:
             tail.append(f" after {update.attempts} attempts", style="dim")
@@ -403,8 +425,16 @@ class TerminalRenderer:
         self.console.print(self._line(update.event, tail))
         if not outcome.delivered and outcome.error:
             self.console.print(Text(f"           {short_text(outcome.error, 110)}", style="red"))
-        if self.verbose and outcome.detail:
-            self.console.print(Text(_indent(outcome.detail), style="dim"))
+        if self.level is Level.QUIET:
+            return
+        width = max(self.console.width - len(_INDENT), 20)
+        lines = output_lines(outcome, None if self.level is Level.VERBOSE else width)
+        if lines:
+            self.console.print(Text("\n".join(_INDENT + line for line in lines), style="dim"))
+        if self.level is Level.VERBOSE and outcome.detail:
+            shown = outcome.output or ""
+            if outcome.detail.strip() not in shown:  # a stderr tail already in the output
+                self.console.print(Text(_indent(outcome.detail), style="dim"))
 
     def error(self, exc: HookError) -> None:
         self.close()
@@ -422,9 +452,38 @@ def _syntax_json(data: Any) -> Any:
     return Syntax(text, "json", background_color="default")
 
 
+_INDENT = " " * 11
+
+
 def _indent(text: str, limit: int = 2000) -> str:
     body = text if len(text) <= limit else text[:limit] + "\n…"
-    return "\n".join("           " + line for line in body.splitlines())
+    return "\n".join(_INDENT + _printable(line) for line in body.splitlines())
+
+
+def output_lines(outcome: Outcome, width: int | None) -> list[str]:
+    """What local code returned and printed, as lines to show under its event's line.
+
+    With a ``width``: the first ``PREVIEW_LINES`` lines, each cut to it, and a count of the rest
+    (``-v`` shows them); with None, every line (the output is bounded at the target).
+    """
+    lines = [f"returned {outcome.value}"] if outcome.value is not None else []
+    text = (outcome.output or "").rstrip()
+    lines += [_printable(line) for line in text.splitlines()]
+    if width is None or not lines:
+        return lines
+    shown = [line if len(line) <= width else line[: width - 1] + "…" for line in lines]
+    if len(shown) <= PREVIEW_LINES:
+        return shown
+    rest = len(shown) - PREVIEW_LINES
+    more = f"… {rest} more line{'s' if rest > 1 else ''} (-v shows all)"
+    return [*shown[:PREVIEW_LINES], more]
+
+
+def _printable(line: str) -> str:
+    """``line`` safe for a terminal: tabs expanded, control characters (escape sequences a
+    command printed) shown as U+FFFD, lone surrogates too."""
+    text = line.expandtabs(4).encode("utf-8", "replace").decode("utf-8")
+    return "".join("\ufffd" if ord(c) < 32 or 127 <= ord(c) < 160 else c for c in text)
 
 
 def print_lines(lines: Sequence[str], *, err: bool = False) -> None:
@@ -586,9 +645,15 @@ def render_event_record(record: dict[str, Any], *, as_json: bool) -> None:
 
 
 def render_sent(
-    target: Any, entries: list[dict[str, Any]], put: Any, *, as_json: bool
+    target: Any,
+    entries: list[dict[str, Any]],
+    put: Any,
+    *,
+    as_json: bool,
+    level: Level = Level.NORMAL,
 ) -> list[Any]:
-    """Put entries with a progress bar for big files, then list each id or rejection."""
+    """Put entries with a progress bar for big files, then list each id or rejection (and,
+    unless -q, a count on stderr)."""
     json_mode = use_json(as_json)
     if json_mode or len(entries) <= 50:
         results: list[Any] = put(target, entries)
@@ -617,7 +682,7 @@ def render_sent(
             sys.stderr.write(
                 f"entry {result.index + 1} rejected: {result.error_code}: {result.error_message}\n"
             )
-    if not json_mode:
+    if not json_mode and level is not Level.QUIET:
         ok = sum(1 for r in results if r.ok)
         sys.stderr.write(f"put {ok} of {len(results)} events on {target.description}\n")
     return results

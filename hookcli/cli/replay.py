@@ -87,9 +87,8 @@ def replay(
     keep_host: o.KeepHost = False,
     retry_4xx: o.Retry4xx = False,
     as_json: o.JsonOut = False,
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", "-V", help="Show failure details in full.")
-    ] = False,
+    verbose: o.Verbose = False,
+    quiet: o.Quiet = False,
     relay: o.Relay = None,
     token: o.Token = None,
     input_path: t.InputPathOpt = None,
@@ -138,7 +137,6 @@ def replay(
     summary = run_rendered(
         "replay",
         as_json,
-        verbose,
         lambda emit: run(settings, emit, getattr(emit, "set_total", None)),
     )
     if summary.failed:

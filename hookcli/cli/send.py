@@ -99,6 +99,8 @@ def send(
         ),
     ] = "hook-sample-secret",
     as_json: o.JsonOut = False,
+    verbose: o.Verbose = False,
+    quiet: o.Quiet = False,
     relay: o.Relay = None,
     token: o.Token = None,
 ) -> None:
@@ -140,7 +142,7 @@ def send(
         return
     entries = _entries(file, sample, source, detail_type, detail)
     target = asyncio.run(resolve_target(relay, token, bus, region, profile))
-    results = render_sent(target, entries, put, as_json=as_json)
+    results = render_sent(target, entries, put, as_json=as_json, level=o.level())
     rejected = [r for r in results if not r.ok]
     if rejected:
         raise DeliveryFailedError(

@@ -28,6 +28,9 @@ from hookcli.events import Event, short_text
 ERROR_LIMIT = 200
 #: Longest ``Outcome.detail`` (a response body's start, a stderr tail, a traceback).
 DETAIL_LIMIT = 2048
+#: Longest ``Outcome.output`` and ``Outcome.value``: what local code printed or returned, from
+#: its start (the lines shown under the event come from there).
+OUTPUT_LIMIT = 4096
 
 
 class Notice(Protocol):
@@ -55,6 +58,12 @@ class Outcome:
     detail: str | None = None
     #: What was done, e.g. ``POST http://127.0.0.1:3000/hooks`` or ``exec ./notify.sh``.
     action: str = ""
+    #: What the local code printed, from its start, bounded: a command's stdout and stderr as
+    #: they arrived, a handler's prints. Shown under the event's line (the first lines; all with
+    #: -v), so ``--exec "jq .detail"`` shows jq's answer.
+    output: str | None = None
+    #: A handler's return value as JSON text, bounded.
+    value: str | None = None
 
 
 class Target(Protocol):

@@ -13,7 +13,7 @@ Protocol (both ways): frames of a 4-byte big-endian length and that many bytes o
 The frames use private copies of the original stdin and stdout; fd 0 then reads /dev/null and
 fd 1 goes to stderr, so nothing the handler prints or reads can corrupt the protocol. During a
 call, fds 1 and 2 point at a scratch file, which captures the handler's output (print, logging,
-child processes alike) for the result.
+child processes alike) for the result: its first ``OUTPUT_LIMIT`` bytes, shown under the event.
 """
 
 from __future__ import annotations
@@ -147,10 +147,11 @@ def invoke(
         os.dup2(saved[1], 2)
         os.close(saved[0])
         os.close(saved[1])
+    # The start of what it printed: the lines shown under the event's line.
     size = scratch.seek(0, os.SEEK_END)
-    scratch.seek(max(0, size - OUTPUT_LIMIT))
-    output = scratch.read().decode("utf-8", "replace")
-    reply["output"] = output if size <= OUTPUT_LIMIT else "\u2026" + output
+    scratch.seek(0)
+    output = scratch.read(OUTPUT_LIMIT).decode("utf-8", "replace")
+    reply["output"] = output if size <= OUTPUT_LIMIT else output + "\u2026"
     return reply
 
 

@@ -16,8 +16,10 @@ The kill is race-free against forks and exits: marked processes are stopped (SIG
 pass until a pass finds no new one (a stopped process cannot fork), then killed; a process that
 exits mid-scan is skipped, and one whose pid was reused by an unmarked process is let go.
 
-Output is captured bounded (the last 64 KB of stdout and of stderr); the pipes are always read,
-so a chatty command never blocks on a full pipe, and what passes the bound is dropped.
+Output is captured bounded: the last 64 KB of stdout and of stderr (the end, where an error
+usually is) and the first 4 KB of both as they arrived (the lines shown under the event). The
+pipes are always read, so a chatty command never blocks on a full pipe; what passes the bounds
+is dropped.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from pathlib import Path
 
 from hookcli.errors import TargetError
 from hookcli.events import Event
-from hookcli.targets import Outcome, clip, first_line
+from hookcli.targets import OUTPUT_LIMIT, Outcome, clip, first_line
 
 #: Bytes of stdout and of stderr kept per run (the end, where the error usually is).
 CAPTURE_LIMIT = 64 * 1024
@@ -75,8 +77,8 @@ class ExecTarget:
         }
         run = _Run(loop)
         started = time.perf_counter()
-        try:
-            transport, _ = await loop.subprocess_exec(
+        spawning = asyncio.ensure_future(
+            loop.subprocess_exec(
                 lambda: run,
                 "/bin/sh",
                 "-c",
@@ -87,10 +89,21 @@ class ExecTarget:
                 env=env,
                 start_new_session=True,
             )
+        )
+        cancelled = False
+        try:
+            # Shielded: cancelled mid-start, asyncio would only kill the shell and then wait
+            # for its pipes, which a child of the shell holds open for as long as it runs.
+            transport, _ = await asyncio.shield(spawning)
+        except asyncio.CancelledError:
+            cancelled = True
+            transport, _ = await spawning  # started now: ended below like any cancelled run
         except OSError as exc:
             raise TargetError(f"cannot start /bin/sh to run --exec: {exc}") from exc
         pid = transport.get_pid()
         try:
+            if cancelled:
+                raise asyncio.CancelledError
             stdin = transport.get_pipe_transport(0)
             assert isinstance(stdin, asyncio.WriteTransport)
             stdin.write(event.payload().encode() + b"\n")
@@ -103,6 +116,7 @@ class ExecTarget:
         except BaseException:  # cancelled mid-run (listener stopping): leave nothing behind
             _signal_group(pid, signal.SIGKILL)
             _kill_marked(mark)
+            await _reaped(run)
             raise
         finally:
             transport.close()
@@ -122,20 +136,21 @@ class ExecTarget:
         action = self.description
         stdout = run.stdout.decode("utf-8", "replace")
         stderr = run.stderr.decode("utf-8", "replace")
+        output = run.head_text() or None
         if timed_out:
             error = (
                 f"timed out after {timeout:g} s; killed the command and every process it started"
             )
-            return Outcome(
-                False, True, latency_ms, None, error, clip(stderr, tail=True) or None, action
-            )
+            detail = clip(stderr, tail=True) or None
+            return Outcome(False, True, latency_ms, None, error, detail, action, output)
         if code == 0:
-            return Outcome(
-                True, False, latency_ms, 0, None, clip(stdout, tail=True) or None, action
-            )
+            # The end of a long output too (-v shows it after the start).
+            detail = clip(stdout, tail=True) if run.cut else None
+            return Outcome(True, False, latency_ms, 0, None, detail, action, output)
         error = first_line(stderr, last=True) or first_line(stdout, last=True) or _describe(code)
         detail = clip(stderr or stdout, tail=True) or None
-        return Outcome(False, code not in _NOT_RUNNABLE, latency_ms, code, error, detail, action)
+        retryable = code not in _NOT_RUNNABLE
+        return Outcome(False, retryable, latency_ms, code, error, detail, action, output)
 
 
 class _Run(asyncio.SubprocessProtocol):
@@ -144,15 +159,31 @@ class _Run(asyncio.SubprocessProtocol):
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.stdout = bytearray()
         self.stderr = bytearray()
+        #: stdout and stderr interleaved as they arrived, up to OUTPUT_LIMIT bytes (and one
+        #: more, which tells a cut-off output from one that fits exactly).
+        self.head = bytearray()
         self.exited: asyncio.Future[None] = loop.create_future()
         self.drained: asyncio.Future[None] = loop.create_future()
         self._open_outputs = 2
 
     def pipe_data_received(self, fd: int, data: bytes | str) -> None:
+        chunk = data.encode() if isinstance(data, str) else data
+        if len(self.head) <= OUTPUT_LIMIT:
+            self.head += chunk[: OUTPUT_LIMIT + 1 - len(self.head)]
         buffer = self.stdout if fd == 1 else self.stderr
-        buffer += data.encode() if isinstance(data, str) else data
+        buffer += chunk
         if len(buffer) > CAPTURE_LIMIT:
             del buffer[:-CAPTURE_LIMIT]
+
+    @property
+    def cut(self) -> bool:
+        """More was printed than ``head`` keeps."""
+        return len(self.head) > OUTPUT_LIMIT
+
+    def head_text(self) -> str:
+        """The start of the output, ``…`` where it was cut."""
+        text = self.head[:OUTPUT_LIMIT].decode("utf-8", "replace")
+        return text + "\u2026" if self.cut else text
 
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
         if fd in (1, 2):
@@ -163,6 +194,21 @@ class _Run(asyncio.SubprocessProtocol):
     def process_exited(self) -> None:
         if not self.exited.done():
             self.exited.set_result(None)
+
+
+async def _reaped(run: _Run) -> None:
+    """Wait (bounded, even while being cancelled) until asyncio's child watcher has reaped the
+    killed shell.
+
+    ``transport.close()`` on a process not yet reported exited calls ``Popen.poll()``, a
+    ``waitpid``: if the shell is already dead, that reaps it behind the watcher's back, and the
+    watcher then logs "Unknown child process pid ..., will report returncode 255" (what Ctrl-C
+    during a slow --exec used to print).
+    """
+    try:
+        await asyncio.shield(asyncio.wait({run.exited}, timeout=KILL_GRACE_SECONDS))
+    except asyncio.CancelledError:
+        pass  # cancelled again: close anyway
 
 
 async def _end_all(pid: int | None, mark: str, run: _Run) -> None:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from hookcli.errors import TargetError
 from hookcli.events import Event
-from hookcli.targets import DETAIL_LIMIT, Notice, Outcome, clip
+from hookcli.targets import DETAIL_LIMIT, OUTPUT_LIMIT, Notice, Outcome, clip
 
 #: How long a worker may take to import the handler before it counts as a failed import.
 START_TIMEOUT_SECONDS = 30.0
@@ -31,7 +31,6 @@ STOP_GRACE_SECONDS = 1.0
 WATCH_DEBOUNCE_MS = 400
 WATCH_STEP_MS = 50
 _STDERR_LIMIT = 16 * 1024
-_OUTPUT_LIMIT = 2048
 # Largest reply frame: the worker clips what it sends to a few KiB (``_worker.VALUE_LIMIT`` and
 # the like), so a bigger length prefix means the handler wrote into the protocol pipe itself.
 _FRAME_LIMIT = 1024 * 1024
@@ -144,6 +143,7 @@ class HandlerTarget:
             # event's, so this worker goes.
             self._worker = None
             worker.kill_now()
+            await worker.reaped()
             raise
         latency_ms = (time.perf_counter() - started) * 1000
         if reply is None or reply.get("type") != "result":
@@ -158,15 +158,14 @@ class HandlerTarget:
             return Outcome(
                 False, True, latency_ms, code, error, worker.stderr_tail() or None, action
             )
-        output = str(reply.get("output") or "")
-        # The start of a traceback or value, the end of the output: each bounded on its own.
-        printed = "\noutput:\n" + clip(output, _OUTPUT_LIMIT, tail=True) if output else ""
+        # What it printed and returned, each bounded on its own: shown under the event's line.
+        output = clip(str(reply.get("output") or ""), OUTPUT_LIMIT) or None
         if reply.get("ok"):
-            detail = f"returned {reply.get('value', 'null')}" + printed
-            return Outcome(True, False, latency_ms, None, None, detail, action)
-        trace = clip(str(reply.get("traceback") or ""), DETAIL_LIMIT, tail=True)
+            value = clip(str(reply.get("value", "null")), OUTPUT_LIMIT)
+            return Outcome(True, False, latency_ms, None, None, None, action, output, value)
+        trace = clip(str(reply.get("traceback") or ""), DETAIL_LIMIT, tail=True) or None
         error = str(reply.get("error") or "the handler raised an exception")
-        return Outcome(False, False, latency_ms, None, error, trace + printed, action)
+        return Outcome(False, False, latency_ms, None, error, trace, action, output)
 
     async def _spawn(self) -> None:
         """Start a worker and wait until it has imported the handler (or failed to)."""
@@ -322,13 +321,24 @@ class _Worker:
         return self._transport.get_returncode()
 
     def kill_now(self) -> None:
-        """SIGKILL without waiting (for cancellation paths, which must not block)."""
+        """SIGKILL without waiting (for cancellation paths, which must not block); ``reaped``
+        closes the transport once the process is gone."""
         if self._transport.get_returncode() is None:
             try:
                 os.killpg(self._transport.get_pid(), signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-        self._transport.close()
+
+    async def reaped(self) -> None:
+        """Close the transport once asyncio's child watcher reaped the process (bounded, even
+        while being cancelled): closing earlier polls it (a ``waitpid``) and, if that reaps it
+        first, the watcher logs "Unknown child process pid"."""
+        try:
+            await asyncio.shield(asyncio.wait({self._protocol.exited}, timeout=STOP_GRACE_SECONDS))
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self._transport.close()
 
     async def _finish(self) -> None:
         # The stderr tail explains a crash: let the pipes drain before closing them.

@@ -132,7 +132,7 @@ class HttpTarget:
         except TimeoutError:
             return _failed(started, action, True, f"no response within {timeout:g} s")
         except aiohttp.ClientSSLError as exc:
-            return _failed(started, action, False, f"TLS error talking to {self._where}: {exc}")
+            return _failed(started, action, False, self._tls_error(exc))
         except aiohttp.ClientConnectorError as exc:
             if exc.os_error.errno == errno.ECONNREFUSED:
                 message = f"connection refused: nothing is listening on {self._where}"
@@ -193,6 +193,15 @@ class HttpTarget:
         if timeout is None:
             timeout = self._timeouts[seconds] = aiohttp.ClientTimeout(total=seconds)
         return timeout
+
+    def _tls_error(self, exc: aiohttp.ClientSSLError) -> str:
+        """What a TLS failure means; the common one first: https:// to a plain-HTTP app, whose
+        first bytes ("HTTP/1.1 400") OpenSSL reads as a record of an unknown TLS version."""
+        reason = getattr(exc.os_error, "reason", None) or ""
+        if reason == "WRONG_VERSION_NUMBER" or "WRONG_VERSION_NUMBER" in str(exc):
+            plain = self._url.with_scheme("http")
+            return f"the target speaks plain HTTP, not TLS: use {plain}"
+        return f"TLS error talking to {self._where}: {exc}"
 
     def _replay_url(self, request: RawRequest) -> URL:
         """The target URL plus the request's path suffix (what the sender put after
