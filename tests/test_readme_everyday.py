@@ -177,7 +177,7 @@ def walk_readme(tmp: Path) -> Walk:
                 if line.startswith("hook events --status failed"):
                     # A person reads the listeners' terminals first: the JPY order has failed
                     # (after its retries) and every listener has answered what it got.
-                    running["listen-app"].wait_for(r"-> 500", timeout=UNIT * 6)
+                    running["listen-app"].wait_for(r"✗ failed 500", timeout=UNIT * 6)
                     running["listen-app"].wait_for(r"-> 200", count=3)
                     running["listen-exec"].wait_for(r"-> 0 ", count=4)
                     running["listen-handler"].wait_for(r"-> ", count=6)
