@@ -10,8 +10,9 @@ import asyncio
 import contextlib
 import hashlib
 import math
+import shlex
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,27 @@ from hookcli.updates import (
 Emit = Callable[[Update], None]
 #: Event ids remembered to suppress duplicates (an event re-sent after a reconnect).
 REMEMBER = 10_000
-SEND_HINT = 'hook send --source my.app --detail-type Hello --detail \'{"hello": "world"}\''
+
+
+def send_hint(pattern: Mapping[str, Any]) -> str:
+    """A ``hook send`` line for another terminal whose event this listener's pattern lets
+    through: the pattern's first exact ``source`` and ``detail-type``, checked against it."""
+    source = _first_string(pattern.get("source")) or "my.app"
+    detail_type = _first_string(pattern.get("detail-type")) or "Hello"
+    line = (
+        f"hook send --source {shlex.quote(source)} --detail-type {shlex.quote(detail_type)}"
+        """ --detail '{"hello": "world"}'"""
+    )
+    event = {"source": source, "detail-type": detail_type, "detail": {"hello": "world"}}
+    if pattern and not compile_pattern(dict(pattern)).matches(event):
+        return f"{line} (with the fields your pattern asks for, so that it matches)"
+    return line
+
+
+def _first_string(values: Any) -> str | None:
+    if isinstance(values, list):
+        return next((value for value in values if isinstance(value, str)), None)
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +190,9 @@ class TailSettings:
 
 
 @contextlib.asynccontextmanager
-async def relay_for(connection: Connection, emit: Emit) -> AsyncIterator[Connection]:
+async def relay_for(
+    connection: Connection, emit: Emit, pattern: Mapping[str, Any] | None = None
+) -> AsyncIterator[Connection]:
     """The relay to use: the configured one, one answering locally, or an embedded one.
 
     A configured relay that is down is never replaced silently: the stream keeps retrying it.
@@ -197,7 +220,7 @@ async def relay_for(connection: Connection, emit: Emit) -> AsyncIterator[Connect
             Notice(
                 f"No relay configured, so hook started an embedded local relay at {running.url} "
                 "(an emulated EventBridge bus; no AWS account needed). "
-                f"From another terminal: {SEND_HINT}"
+                f"From another terminal: {send_hint(pattern or {})}"
             )
         )
         yield Connection(
@@ -215,7 +238,7 @@ async def listen(settings: ListenSettings, emit: Emit) -> None:
     if settings.pattern:
         compile_pattern(settings.pattern)  # invalid patterns fail before any network I/O
     target = settings.target.build(on_notice=lambda text, level="info": emit(Notice(text, level)))
-    async with relay_for(settings.connection, emit) as connection:
+    async with relay_for(settings.connection, emit, settings.pattern) as connection:
         if settings.from_rule is not None:
             loaded = await load_rule(settings.from_rule, connection)
             emit(Notice(loaded.summary))
@@ -395,7 +418,7 @@ async def tail(settings: TailSettings, emit: Emit) -> int:
     """Print matching events without answering or moving any cursor; returns how many arrived."""
     if settings.pattern:
         compile_pattern(settings.pattern)
-    async with relay_for(settings.connection, emit) as connection:
+    async with relay_for(settings.connection, emit, settings.pattern) as connection:
         handler = _Tail(connection, settings, emit)
         subscribe = Subscribe(
             name="tail", pattern=settings.pattern, start=settings.start, mode="tail"

@@ -694,3 +694,21 @@ def test_hook_listen_answers_a_redelivery_of_an_event_it_is_still_delivering_onc
             await relay.stop()
 
     run(main())
+
+
+def test_a_replaced_connection_is_told_which_listener_took_it_over(tmp_path: Path) -> None:
+    """The fatal already-subscribed error names the listener, so its terminal says who."""
+
+    async def main() -> None:
+        relay = await started(tmp_path)
+        try:
+            old, _ = await subscribe(relay, "alice@laptop:3000")
+            new, _ = await subscribe(relay, "alice@laptop:3000")
+            error = await next_of(old, "error")
+            assert (error["code"], error["fatal"]) == ("already-subscribed", True)
+            assert "'alice@laptop:3000'" in error["message"]
+            await new.close()
+        finally:
+            await relay.stop()
+
+    run(main())

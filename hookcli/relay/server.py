@@ -687,7 +687,10 @@ class Relay:
             # connection: the relay may not have noticed the old one died yet.
             self._detach(previous, "replaced by a newer connection")
             await _send_error(
-                previous.ws, "already-subscribed", "replaced by a newer connection", fatal=True
+                previous.ws,
+                "already-subscribed",
+                f"replaced by a newer connection of the listener {message.name!r}",
+                fatal=True,
             )
             known = self._known(key)  # the old connection's last results are in now
         # Counts of a previous connection apply only when it resumes where that one stopped.
