@@ -1649,7 +1649,7 @@ def _match_pairs(rule: _Rule, leaves: list[_Pair]) -> bool:
 class _Choices:
     """The memberships one condition may pick, indexed by (array, element) for the search."""
 
-    __slots__ = ("all", "arrays", "by_element")
+    __slots__ = ("all", "arrays", "by_element", "crossed_by_all")
 
     def __init__(self, mems: list[_Membership]) -> None:
         self.all = mems
@@ -1658,12 +1658,15 @@ class _Choices:
             for pair in mem:
                 self.by_element.setdefault(pair, []).append(mem)
         self.arrays = {array for array, _ in self.by_element}
+        # §12 dotted keys (and repeated keys) let one path's leaves sit in different arrays:
+        # a leaf outside a pinned array agrees with it, so only arrays every leaf crosses narrow.
+        self.crossed_by_all = self.arrays.intersection(*({a for a, _ in mem} for mem in mems))
 
     def compatible(self, chosen: dict[int, int]) -> Iterator[_Membership]:
         """The memberships that agree with every element chosen so far."""
         candidates = self.all
         for array, index in chosen.items():
-            if array in self.arrays:  # a pinned array narrows to that one element's leaves
+            if array in self.crossed_by_all:  # narrows to that one element's leaves
                 candidates = self.by_element.get((array, index), [])
                 break
         for mem in candidates:
