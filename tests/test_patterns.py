@@ -801,6 +801,23 @@ def test_array_consistency_across_dotted_spellings(
     check(pattern, event, expected)
 
 
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        ({"p": {"a": [1]}, "q": {"b": [2]}}, True),  # two paths: two arrays, as in JSON
+        ({"o": {"x": {"a": [1], "b": [2]}}}, False),  # one path: still one array per element
+    ],
+)
+def test_a_list_object_used_twice_is_judged_like_its_json(
+    pattern: dict[str, Any], expected: bool
+) -> None:
+    """§1.5: a Python event reusing one list object matches as its JSON text would."""
+    shared = [{"a": 1}, {"b": 2}]
+    event = {"p": shared, "q": shared, "o": [{"x": shared}, {"x": shared}]}
+    assert compile_pattern(pattern).matches(json.loads(json.dumps(event))) is expected
+    check(pattern, event, expected)
+
+
 # The public surface --------------------------------------------------------------------------
 
 
