@@ -164,7 +164,10 @@ _END: Any = object()  # "the array ended here", for reason texts that name the n
 
 _Json: TypeAlias = Any
 _Pred: TypeAlias = Callable[[Any], bool]
-_Membership: TypeAlias = tuple[tuple[int, int], ...]  # (id of array, element index) pairs
+# An array is its object id and the dotted path it sits at: one list object placed at two
+# paths of a Python-built event is two arrays, as it would be once sent as JSON (§1.5).
+_ArrayId: TypeAlias = tuple[int, str]
+_Membership: TypeAlias = tuple[tuple[_ArrayId, int], ...]  # (array, element index) pairs
 
 
 def _fail(reason: str) -> NoReturn:
@@ -1563,7 +1566,7 @@ def _collect(start: Any, consumed: int, steps: tuple[_Step, ...], n: int) -> _Fo
                 vals.append(value)
                 mems.append(mem)
         elif kind is list or kind is tuple:
-            array = id(value)
+            array = (id(value), steps[0][j - 1][0] if j else "")
             for index, element in enumerate(value):
                 work.append((element, j, (*mem, (array, index))))
         elif j < n and (kind is dict or isinstance(value, Mapping)):
@@ -1649,21 +1652,24 @@ def _match_pairs(rule: _Rule, leaves: list[_Pair]) -> bool:
 class _Choices:
     """The memberships one condition may pick, indexed by (array, element) for the search."""
 
-    __slots__ = ("all", "arrays", "by_element")
+    __slots__ = ("all", "arrays", "by_element", "crossed_by_all")
 
     def __init__(self, mems: list[_Membership]) -> None:
         self.all = mems
-        self.by_element: dict[tuple[int, int], list[_Membership]] = {}
+        self.by_element: dict[tuple[_ArrayId, int], list[_Membership]] = {}
         for mem in mems:
             for pair in mem:
                 self.by_element.setdefault(pair, []).append(mem)
         self.arrays = {array for array, _ in self.by_element}
+        # §12 dotted keys (and repeated keys) let one path's leaves sit in different arrays:
+        # a leaf outside a pinned array agrees with it, so only arrays every leaf crosses narrow.
+        self.crossed_by_all = self.arrays.intersection(*({a for a, _ in mem} for mem in mems))
 
-    def compatible(self, chosen: dict[int, int]) -> Iterator[_Membership]:
+    def compatible(self, chosen: dict[_ArrayId, int]) -> Iterator[_Membership]:
         """The memberships that agree with every element chosen so far."""
         candidates = self.all
         for array, index in chosen.items():
-            if array in self.arrays:  # a pinned array narrows to that one element's leaves
+            if array in self.crossed_by_all:  # narrows to that one element's leaves
                 candidates = self.by_element.get((array, index), [])
                 break
         for mem in candidates:
@@ -1745,7 +1751,7 @@ def _independent_groups(
             i = owner[i]
         return i
 
-    first_user: dict[int, int] = {}
+    first_user: dict[_ArrayId, int] = {}
     for i, (matching, present) in enumerate(options):
         for array in matching.arrays | (present.arrays if present is not None else set()):
             other = first_user.setdefault(array, i)
@@ -1757,7 +1763,7 @@ def _independent_groups(
     for group in groups.values():
         positive = sorted((o for o in group if o[1] is None), key=lambda o: len(o[0].all))
         chain: list[tuple[_Choices, _Choices | None]] = []
-        reached: set[int] = set()
+        reached: set[_ArrayId] = set()
         while positive:
             pick = next((o for o in positive if o[0].arrays & reached), positive[0])
             positive.remove(pick)
@@ -1770,7 +1776,7 @@ def _independent_groups(
 def _search(
     options: list[tuple[_Choices, _Choices | None]],
     i: int,
-    chosen: dict[int, int],
+    chosen: dict[_ArrayId, int],
 ) -> bool:
     if i == len(options):
         return True
@@ -2171,7 +2177,7 @@ def _flatten(
                 known.append(mem)
             leaves.append(value)
         elif kind is list or kind is tuple:
-            array = id(value)
+            array = (id(value), trie.path)
             for index, element in enumerate(value):
                 work.append((element, trie, (*mem, (array, index))))
         elif trie.children and (kind is dict or isinstance(value, Mapping)):

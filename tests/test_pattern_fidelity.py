@@ -95,6 +95,9 @@ def test_duplicate_keys_are_validated_in_every_occurrence() -> None:
         ('{"d":{"b":[{"exists":false}]}}', '{"d":{"b":1},"d":{}}', False),
         ('{"d":{"b":[{"exists":true}]}}', '{"d":{"b":1},"d":{}}', True),
         ('{"d":{"b":[{"numeric":[">",5]}]}}', '{"d":{"b":[1,9]},"d":{"b":2}}', True),
+        # Each occurrence's array is its own array for consistency (§1.5).
+        ('{"a":{"b":["x"],"c":[1]}}', '{"a":[{"b":"x","c":2},{"c":1}],"a":[{"b":"x"}]}', True),
+        ('{"a":{"b":["x"],"c":[1]}}', '{"a":[{"b":"x","c":2},{"c":1}],"a":[{"b":"y"}]}', False),
     ],
 )
 def test_every_occurrence_of_an_event_key_is_a_candidate(

@@ -741,6 +741,83 @@ def test_dotted_key_and_array_together() -> None:
     check({"a": {"b": {"c": ["x"]}}}, {"a": [{"b.c": "y"}, {"b": {"c": "x"}}]}, True)
 
 
+@pytest.mark.parametrize(
+    ("pattern", "event", "expected"),
+    [
+        # No arrays: a dotted key and a nesting both feed the path a.b (and a.b.c).
+        ({"a": {"b": ["x"], "b.c": ["y"]}}, {"a": {"b": "x"}, "a.b": {"c": "y"}}, True),
+        ({"a": {"b": ["x"], "b.c": ["y"]}}, {"a": {"b": "x"}, "a.b": {"c": "z"}}, False),
+        # a.a and a.b from a[0], a.b.a from the other array "a.b" (found by hypothesis).
+        (
+            {"a": {"a": ["xy"], "b": [""]}, "a.b": {"a": [None]}},
+            {"a": [{"a": "xy", "b": ""}, {"a": "xy"}], "a.b": [{"a": None}, ""]},
+            True,
+        ),
+        # a.a and a.b only in different elements of a: the array "a.b" does not help.
+        (
+            {"a": {"a": ["xy"], "b": [""]}, "a.b": {"a": [None]}},
+            {"a": [{"a": "xy"}, {"b": ""}], "a.b": [{"a": None}]},
+            False,
+        ),
+        # a.b and a.b.a only in different elements of the one array "a.b".
+        (
+            {"a": {"a": ["xy"], "b": [""]}, "a.b": {"a": [None]}},
+            {"a": [{"a": "xy"}], "a.b": ["", {"a": None}]},
+            False,
+        ),
+        # a.c picks a[0]; a.b="x" sits outside a, in "a.b", so it combines with it.
+        (
+            {"a": {"c": [1], "b": ["x"]}},
+            {"a": [{"c": 1, "b": "z"}, {"c": 2, "b": "x"}], "a.b": ["x"]},
+            True,
+        ),
+        (
+            {"a": {"c": [1], "b": ["x"]}},
+            {"a": [{"c": 1, "b": "z"}, {"c": 2, "b": "x"}], "a.b": "x"},
+            True,
+        ),
+        (
+            {"a": {"c": [1], "b": ["x"]}},
+            {"a": [{"c": 1, "b": "z"}, {"c": 2, "b": "x"}], "a.b": ["z"]},
+            False,
+        ),
+        # Dotted and nested spellings inside one array's elements are still one array.
+        (
+            {"a": {"b": {"c": ["x"]}, "d": [2]}},
+            {"a": [{"b.c": "x", "d": 1}, {"b": {"c": "y"}, "d": 2}]},
+            False,
+        ),
+        (
+            {"a": {"b": {"c": ["x"]}, "d": [1]}},
+            {"a": [{"b.c": "x", "d": 1}, {"b": {"c": "y"}, "d": 2}]},
+            True,
+        ),
+    ],
+)
+def test_array_consistency_across_dotted_spellings(
+    pattern: dict[str, Any], event: dict[str, Any], expected: bool
+) -> None:
+    """§12 with §1.5: one path's leaves may sit in different arrays; only shared ones bind."""
+    check(pattern, event, expected)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        ({"p": {"a": [1]}, "q": {"b": [2]}}, True),  # two paths: two arrays, as in JSON
+        ({"o": {"x": {"a": [1], "b": [2]}}}, False),  # one path: still one array per element
+    ],
+)
+def test_a_list_object_used_twice_is_judged_like_its_json(
+    pattern: dict[str, Any], expected: bool
+) -> None:
+    """§1.5: a Python event reusing one list object matches as its JSON text would."""
+    shared = [{"a": 1}, {"b": 2}]
+    event = {"p": shared, "q": shared, "o": [{"x": shared}, {"x": shared}]}
+    assert compile_pattern(pattern).matches(json.loads(json.dumps(event))) is expected
+    check(pattern, event, expected)
+
+
 # The public surface --------------------------------------------------------------------------
 
 
