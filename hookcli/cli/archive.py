@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
-
-import typer
+from typing import TypeVar
 
 from hookcli.errors import UsageError
 
@@ -32,34 +29,6 @@ def parse_moment(value: str, what: str, now: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-def run_async(work: Coroutine[Any, Any, T]) -> T:
-    """Run ``work``; SIGTERM cancels it (so it can clean up) and exits 143, Ctrl-C exits 130."""
-    import asyncio
-    import signal
-
-    async def main() -> T:
-        task = asyncio.current_task()
-        terminated = asyncio.Event()
-
-        def on_term() -> None:
-            terminated.set()
-            if task is not None:
-                task.cancel()
-
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGTERM, on_term)
-        try:
-            return await work
-        except asyncio.CancelledError:
-            if terminated.is_set():
-                raise typer.Exit(143) from None
-            raise
-        finally:
-            loop.remove_signal_handler(signal.SIGTERM)
-
-    return asyncio.run(main())
-
-
 def replay_archive(
     archive: str,
     since: str | None,
@@ -74,6 +43,7 @@ def replay_archive(
     """``hook replay --archive``: replay an archive onto the relay only, showing its progress."""
     from hookcli.archive import ArchiveReplaySettings
     from hookcli.archive import replay_archive as run
+    from hookcli.cli.listen import run_async
     from hookcli.cli.render import render_archive_replay
     from hookcli.config import resolve
     from hookcli.errors import SourceError
@@ -104,6 +74,7 @@ def replay_archive(
 def archives(relay: str | None, token: str | None, as_json: bool) -> None:
     """``hook relay archives``: the archives of the relay's bus."""
     from hookcli.archive import archives as run
+    from hookcli.cli.listen import run_async
     from hookcli.cli.render import render_archives
     from hookcli.config import resolve
 

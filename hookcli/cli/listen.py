@@ -29,19 +29,10 @@ def register(app: typer.Typer) -> None:
     app.command("tail")(tail)
 
 
-def run_rendered(
-    kind: Kind,
-    as_json: bool,
-    work: Callable[[Callable[[Update], None]], Coroutine[Any, Any, T]],
-) -> T:
-    """Run a library coroutine with a renderer at the -v/-q level; fatal errors are rendered,
-    then raised."""
+def run_async(work: Coroutine[Any, Any, T]) -> T:
+    """Run ``work``; SIGTERM cancels it (so it can clean up) and exits 143, Ctrl-C exits 130."""
     import asyncio
     import signal
-
-    from hookcli.cli.render import make_renderer
-
-    renderer = make_renderer(kind, as_json=as_json, level=o.level())
 
     async def main() -> T:
         # SIGTERM (a supervisor stopping us) cancels the work so targets, worker processes and
@@ -57,7 +48,7 @@ def run_rendered(
 
         loop.add_signal_handler(signal.SIGTERM, on_term)
         try:
-            return await work(renderer)
+            return await work
         except asyncio.CancelledError:
             if terminated.is_set():
                 raise typer.Exit(143) from None
@@ -65,8 +56,21 @@ def run_rendered(
         finally:
             loop.remove_signal_handler(signal.SIGTERM)
 
+    return asyncio.run(main())
+
+
+def run_rendered(
+    kind: Kind,
+    as_json: bool,
+    work: Callable[[Callable[[Update], None]], Coroutine[Any, Any, T]],
+) -> T:
+    """Run a library coroutine with a renderer at the -v/-q level; fatal errors are rendered,
+    then raised."""
+    from hookcli.cli.render import make_renderer
+
+    renderer = make_renderer(kind, as_json=as_json, level=o.level())
     try:
-        return asyncio.run(main())
+        return run_async(work(renderer))
     except HookError as exc:
         renderer.error(exc)
         raise
