@@ -243,7 +243,8 @@ class Relay:
         for item in stored:
             event = item.event
             request = event.request
-            size = len(request.body) if request is not None else len(event.to_json().encode())
+            # The stored text, not a fresh encode: the size as kept, at no extra cost.
+            size = len(request.body) if request is not None else len(item.event_json.encode())
             via: Literal["bus", "ingest"] = "ingest" if request is not None else "bus"
             self._report(
                 Received(now, item.seq, event.id, event.source, event.detail_type, size, via)
