@@ -128,7 +128,9 @@ class _Waiter:
         self.emit = emit
         self.stream: Stream | None = None
         self.matched: list[Event] = []
-        self.seen: set[str] = set()
+        #: The highest seq handled: the relay sends in seq order, so a resend after a
+        #: reconnect is at or below it (constant memory, however long the wait).
+        self.last_seq = -1
         self.other_count = 0
         self.others: deque[Event] = deque(maxlen=KEEP_OTHERS)
         self.connected = False
@@ -166,9 +168,9 @@ class _Waiter:
 
     async def on_event(self, message: EventMessage) -> bool:
         event = message.event
-        if event.id in self.seen:
+        if message.seq <= self.last_seq:
             return True
-        self.seen.add(event.id)
+        self.last_seq = message.seq
         if self.matcher.matches(event.to_dict()):
             self.matched.append(event)
             self.emit(Received(message.seq, event))
