@@ -10,20 +10,16 @@ checked under a pseudo-terminal. Nothing of hook's own is mocked; only env vars 
 from __future__ import annotations
 
 import base64
-import fcntl
 import hashlib
 import hmac
 import json
 import os
-import pty
 import re
 import select
 import signal
 import socket
-import struct
 import subprocess
 import sys
-import termios
 import threading
 import urllib.parse
 import urllib.request
@@ -47,13 +43,10 @@ from conftest import (
     start_target,
     wait_until,
 )
+from fixtures.terminal import PtyProcess
 
 pytestmark = pytest.mark.slow
 
-#: Cursor moves, erases, mode switches and OSC titles that rich draws on a terminal.
-_ANSI = re.compile(
-    r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[()][0-9A-Za-z]|[=>])"
-)
 #: No proxy from the environment for loopback calls.
 _HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -167,41 +160,17 @@ def _passes(check: Callable[[dict[str, Any]], bool], line: str) -> bool:
     return isinstance(data, dict) and check(data)
 
 
-class Terminal:
+class Terminal(PtyProcess):
     """A `hook` subprocess whose stdin and stdout are a pseudo-terminal; stderr is piped."""
 
     def __init__(self, env: dict[str, str], *args: str, columns: int = 200) -> None:
-        master, slave = pty.openpty()
-        # 200 columns: rich wraps at the terminal's width, and a line must fit to be matched.
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
-        self.proc = subprocess.Popen(
+        super().__init__(
             [sys.executable, "-m", "hookcli", *args],
-            stdin=slave,
-            stdout=slave,
-            stderr=subprocess.PIPE,
-            env={**env, "TERM": "xterm-256color"},
-            start_new_session=True,
+            {**env, "TERM": "xterm-256color"},
+            columns=columns,
+            rows=50,
+            pipe_stderr=True,
         )
-        os.close(slave)
-        self.master = master
-        self._raw = bytearray()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        while True:
-            try:
-                chunk = os.read(self.master, 65536)
-            except OSError:  # EIO: the child closed its end of the terminal
-                return
-            if not chunk:
-                return
-            self._raw += chunk
-
-    @property
-    def text(self) -> str:
-        """What the terminal showed, without escape sequences or carriage returns."""
-        return _ANSI.sub("", bytes(self._raw).decode("utf-8", "replace")).replace("\r", "")
 
     def wait(self, timeout: float = UNIT * 2) -> tuple[int, str]:
         """The exit code and stderr, once the terminal output is read to the end."""

@@ -10,18 +10,13 @@ one this run's replay printed. Each test checks the key lines one terminal showe
 
 from __future__ import annotations
 
-import fcntl
 import getpass
 import os
-import pty
 import re
 import signal
 import socket
-import struct
 import subprocess
 import sys
-import termios
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,16 +24,13 @@ from pathlib import Path
 import pytest
 
 from conftest import UNIT, wait_until
+from fixtures.terminal import PtyProcess
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 SECTION = README.split("## Everyday use", 1)[1].split("\n## ", 1)[0]
-#: Cursor moves, erases, mode switches and OSC titles that rich draws on a terminal.
-_ANSI = re.compile(
-    r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[()][0-9A-Za-z]|[=>])"
-)
 #: The app's port in the README; each run replaces it with a free one.
 APP_PORT = "3000"
 
@@ -55,42 +47,12 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-class Terminal:
+class Terminal(PtyProcess):
     """One shell command on a pseudo-terminal of 100 columns, its screen collected as it comes."""
 
     def __init__(self, line: str, env: dict[str, str]) -> None:
-        master, slave = pty.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
+        super().__init__(["bash", "-c", line], env, columns=100, rows=40, cwd=ROOT)
         self.line = line
-        self.proc = subprocess.Popen(
-            ["bash", "-c", line],
-            stdin=slave,
-            stdout=slave,
-            stderr=slave,
-            cwd=ROOT,
-            env=env,
-            start_new_session=True,
-        )
-        os.close(slave)
-        self.master = master
-        self._raw = bytearray()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        while True:
-            try:
-                chunk = os.read(self.master, 65536)
-            except OSError:  # EIO: the child closed its end of the terminal
-                return
-            if not chunk:
-                return
-            self._raw += chunk
-
-    @property
-    def text(self) -> str:
-        """What the terminal showed, without escape sequences or carriage returns."""
-        return _ANSI.sub("", bytes(self._raw).decode("utf-8", "replace")).replace("\r", "")
 
     def wait_for(self, pattern: str, count: int = 1, timeout: float = UNIT * 4) -> None:
         """Wait until ``pattern`` (a regex) shows ``count`` times."""
