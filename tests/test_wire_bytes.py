@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from test_listen import Hook, hook_env, listen
+from test_listen import Hook, hook, hook_env, listen  # noqa: F401  (hook: the fixture)
 
 from hookcli.relay.server import IngestSettings
 from hookcli.relay.service import RunningRelay, start_relay
@@ -82,27 +82,13 @@ def token_relay(tmp_path: Path, loop_thread: LoopThread) -> Iterator[RunningRela
     loop_thread.run(running.stop())
 
 
-@pytest.fixture
-def hook(tmp_path: Path) -> Iterator[Callable[..., Hook]]:
-    started: list[Hook] = []
-
-    def start(*args: str) -> Hook:
-        process = Hook(list(args), hook_env(tmp_path), tmp_path)
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.close()
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("encoding", sorted(COMPRESS))
 def test_compressed_webhook_reaches_the_app_byte_exact(
     encoding: str,
     token_relay: RunningRelay,
     loop_thread: LoopThread,
-    hook: Callable[..., Hook],
+    hook: Callable[..., Hook],  # noqa: F811  (the fixture imported from test_listen)
 ) -> None:
     """A signed compressed webhook arrives with the same bytes and headers; the signature holds."""
     target = RecordingTarget()
