@@ -9,6 +9,7 @@ real commands with Typer and compare.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import pkgutil
@@ -153,7 +154,7 @@ def _command_modules() -> list[str]:
     """The modules of hookcli/cli/ that register commands (they have a ``register``)."""
     found = []
     for info in pkgutil.iter_modules(hookcli.cli.__path__):
-        module = __import__(f"hookcli.cli.{info.name}", fromlist=["register"])
+        module = importlib.import_module(f"hookcli.cli.{info.name}")
         if callable(getattr(module, "register", None)):
             found.append(info.name)
     return sorted(found)
