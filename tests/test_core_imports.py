@@ -1,4 +1,4 @@
-"""The core stays light: importing it (or running ``hook --version``) loads nothing heavy.
+"""The core stays light: importing it loads nothing heavy (tests/test_startup.py: the CLI).
 
 Each check runs in a fresh interpreter, because this test process has already imported aiohttp
 (conftest) and more.
@@ -82,14 +82,3 @@ def test_targets_package_stays_light() -> None:
     """``hookcli.targets`` (imported by updates and the handler worker) loads no adapter."""
     loaded = loaded_after("import hookcli.targets")
     assert offenders(loaded, HEAVY + ADAPTERS) == []
-
-
-def test_version_command_imports_nothing_heavy() -> None:
-    """``hook --version`` loads typer but none of boto3, aiohttp, moto, websockets, rich."""
-    loaded = loaded_after(
-        "from hookcli.cli import main",
-        "try:\n    main(['--version'])\nexcept SystemExit as exit:\n    assert exit.code == 0",
-    )
-    assert "typer" in loaded
-    assert offenders(loaded, ["boto3", "botocore", "aiohttp", "moto", "websockets", "rich"]) == []
-    assert offenders(loaded, ADAPTERS) == []

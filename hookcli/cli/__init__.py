@@ -1,22 +1,22 @@
-"""The ``hook`` command: Typer app, one module per command group, and the one error boundary.
+"""The ``hook`` command: the one error boundary, and the root app loaded only when needed.
 
-Command modules import nothing heavy at module level (boto3, aiohttp, moto, websockets and rich
-load inside the command that uses them), so ``hook --version`` and ``hook --help`` stay fast.
+``hook --version`` answers here without importing typer; the Typer app (``hookcli.cli.root``)
+lists its commands from a static table and imports a command's module only to run it or show
+its help. Command modules import nothing heavy at module level (boto3, aiohttp, moto,
+websockets, rich and hook's own adapters load inside the command that uses them).
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import traceback
-from typing import Annotated, Any
-
-import typer
-import typer.core
+from typing import TYPE_CHECKING, Any
 
 from hookcli import __version__
-from hookcli.cli import options
 from hookcli.errors import HookError
+
+if TYPE_CHECKING:
+    from hookcli.cli.root import app as app
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok; 1 no match / a delivery failed / expect timed out; "
@@ -25,38 +25,13 @@ EXIT_CODES_HELP = (
     "7 store error; 8 target setup error; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM)."
 )
 
+#: The root options a ``--version`` may stand beside: it is eager, so with only these its
+#: answer is the version whatever else they say, and ``main`` can give it without typer.
+_VERSION_ARGS = frozenset({"--version", "--debug", "--verbose", "-v", "--quiet", "-q"})
+
 
 class _ReaderLeft(Exception):
     """Our stdout's reader went away (``hook tail | head``): not an error."""
-
-
-class _Group(typer.core.TyperGroup):
-    """The root group; it lifts EPIPE past Typer, which would turn it into exit 1, and starts
-    each run at the default output level."""
-
-    def make_context(self, info_name: Any, args: Any, parent: Any = None, **extra: Any) -> Any:
-        options.reset_level()  # before any -v/-q on this command line is parsed
-        return super().make_context(info_name, args, parent, **extra)
-
-    def invoke(self, ctx: Any) -> Any:
-        try:
-            return super().invoke(ctx)
-        except BrokenPipeError:
-            raise _ReaderLeft() from None
-
-
-app = typer.Typer(
-    name="hook",
-    cls=_Group,
-    help=(
-        "Tunnel cloud events (EventBridge, webhooks) to local code, with nothing lost.\n\n"
-        + EXIT_CODES_HELP
-    ),
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
 
 
 class _State:
@@ -65,50 +40,13 @@ class _State:
     debug = False
 
 
-def _version(value: bool) -> None:
-    if value:
-        sys.stdout.write(f"hook {__version__}\n")
-        raise typer.Exit()
+def __getattr__(name: str) -> Any:
+    """``hookcli.cli.app``: the Typer app, imported on first use (tests run it in CliRunner)."""
+    if name == "app":
+        from hookcli.cli.root import app
 
-
-@app.callback()
-def _root(
-    version: Annotated[
-        bool,
-        typer.Option(
-            "--version", callback=_version, is_eager=True, help="Print the version and exit."
-        ),
-    ] = False,
-    debug: Annotated[
-        bool,
-        typer.Option(
-            "--debug",
-            envvar="HOOK_DEBUG",
-            help="Show tracebacks and debug logs (never tokens).",
-        ),
-    ] = False,
-    verbose: options.Verbose = False,
-    quiet: options.Quiet = False,
-) -> None:
-    _State.debug = debug
-
-
-def _register() -> None:
-    """Attach every command group; each module keeps its heavy imports inside its commands."""
-    from hookcli.cli import demo, events, expect, listen, pattern, relay, replay, send, transform
-
-    listen.register(app)
-    expect.register(app)
-    replay.register(app)
-    send.register(app)
-    events.register(app)
-    relay.register(app)
-    pattern.register(app)
-    transform.register(app)
-    demo.register(app)
-
-
-_register()
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _report(exc: HookError) -> int:
@@ -116,12 +54,23 @@ def _report(exc: HookError) -> int:
     if exc.hint:
         sys.stderr.write(f"Hint: {exc.hint}\n")
     if _State.debug:
+        import traceback
+
         traceback.print_exception(exc, file=sys.stderr)
     return exc.exit_code
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run ``hook``; the single place that turns errors into messages and exit codes."""
+    args = sys.argv[1:] if argv is None else argv
+    if "--version" in args and _VERSION_ARGS.issuperset(args):
+        # What the root's eager --version prints, without importing typer and the app.
+        sys.stdout.write(f"hook {__version__}\n")
+        sys.exit(0)
+    import typer
+
+    from hookcli.cli.root import app
+
     try:
         code = app(args=argv, prog_name="hook", standalone_mode=False)
         if code == 130:  # Typer turns Ctrl-C inside a command into Exit(130)

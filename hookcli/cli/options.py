@@ -1,18 +1,18 @@
-"""Options shared by several commands, declared once with their ``HOOK_*`` env vars."""
+"""Options shared by several commands, declared once with their ``HOOK_*`` env vars.
+
+Imported by every command module, so its top level imports only typer (``hook CMD --help``
+stays fast); what the helpers below need loads when they run.
+"""
 
 from __future__ import annotations
 
-import getpass
-import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from hookcli.cli.inputs import read_text
-from hookcli.cli.render import Level
-
 if TYPE_CHECKING:
+    from hookcli.cli.render import Level
     from hookcli.protocol import PatternChange, Start
 
 
@@ -31,6 +31,8 @@ def reset_level() -> None:
 
 def level() -> Level:
     """The output level this run asked for; -v and -q together are a usage error."""
+    from hookcli.cli.render import Level
+
     if _Output.verbose and _Output.quiet:
         from hookcli.errors import UsageError
 
@@ -169,6 +171,9 @@ Retry4xx = Annotated[
 
 def default_name() -> str:
     """The default listener identity: ``user@host``."""
+    import getpass
+    import socket
+
     try:
         user = getpass.getuser()
     except (KeyError, OSError):
@@ -180,6 +185,7 @@ def build_pattern(
     sources: list[str] | None, detail_types: list[str] | None, pattern: str | None
 ) -> dict[str, Any]:
     """The subscription pattern from the filter options, validated before any network I/O."""
+    from hookcli.cli.inputs import read_text
     from hookcli.patterns import pattern_from_filters
 
     text = read_text(pattern, "--pattern") if pattern is not None else None

@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 
 from hookcli.cli import options as o
-from hookcli.cli.inputs import read_documents, read_text
 from hookcli.errors import InvalidEventError
 
 group = typer.Typer(help="Work with EventBridge event patterns offline.", no_args_is_help=True)
@@ -49,6 +48,7 @@ def test(
     """
     from datetime import UTC, datetime
 
+    from hookcli.cli.inputs import read_documents, read_text
     from hookcli.cli.render import render_verdicts
     from hookcli.events import Document, format_time, load_json_object, new_event_id
     from hookcli.patterns import compile_pattern, load_event

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from hookcli.cli import options as o
-from hookcli.cli.inputs import parse_duration, parse_size
 from hookcli.errors import UsageError
 
 group = typer.Typer(help="Run or remove the relay.", no_args_is_help=True)
@@ -231,6 +230,7 @@ def serve(
     finds it. /v1/health and /v1/ingest need no token. One relay per store: a second one on
     the same --data-dir and --name is refused.
     """
+    from hookcli.cli.inputs import parse_duration, parse_size
     from hookcli.relay.connections import ConnectionLimits
     from hookcli.relay.guard import GuardSettings
     from hookcli.relay.server import IngestSettings

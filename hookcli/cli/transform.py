@@ -3,13 +3,11 @@ options ``hook listen`` and ``hook replay`` share."""
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from hookcli.cli.inputs import read_text
 from hookcli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -52,6 +50,7 @@ def rule_target(
 
     ``rule_name`` stands in for ``<aws.events.rule-name>`` (and names the rule in the ARN).
     """
+    from hookcli.cli.inputs import read_text
     from hookcli.transform import RuleTarget, TargetInput, load_transformer
 
     if input_path is not None and input_transformer is not None:
@@ -106,6 +105,9 @@ def test(
     (a path that selects nothing, a filled JSON template that is not JSON); 2 for a transformer
     EventBridge would reject (PutTargets' reason) or an event that is not JSON.
     """
+    import json
+
+    from hookcli.cli.inputs import read_text
     from hookcli.events import load_json_object
     from hookcli.transform import RuleTarget, TransformError
 
