@@ -604,11 +604,10 @@ class Relay:
                 hint="its events may have succeeded since (groups shrink as they do);"
                 " `hook events --issues` lists the current groups",
             )
-        members = group_members(counts, key)
+        cause = group_members(counts, key)[0]
         limit = query.limit or DEFAULT_ISSUE_EVENTS
         rows = self.store.failures_with(
-            members[0],
-            [member.error for member in members],
+            cause,
             after=query.after,
             limit=limit + 1,
             source=query.source,

@@ -28,7 +28,7 @@ from typing import Any, Final
 
 from hookcli.errors import StoreError, UsageError
 from hookcli.events import Event, RawRequest, parse_event
-from hookcli.failures import FailureCount
+from hookcli.failures import FailureCount, first_line
 from hookcli.protocol import Status
 
 #: ``PRAGMA application_id``: marks a file as a hook store ("hook" in ASCII).
@@ -226,6 +226,9 @@ class Store:
             except BaseException:
                 db.close()
                 raise
+            # The cause a failure is grouped by (failures.first_line), so SQL groups exactly
+            # as the core does and returns one row per group, not one per error text.
+            db.create_function("hook_first_line", 1, first_line, deterministic=True)
             self._db = db
         if checkpoint_interval is not None:
             # Checkpoints (the only fsyncs in WAL + NORMAL) move to a thread of their own, so
@@ -631,21 +634,20 @@ class Store:
         detail_type: str | None = None,
         since: float | None = None,
     ) -> list[FailureCount]:
-        """Current failures (latest delivery to a listener failed), counted per raw cause.
+        """Current failures (latest delivery to a listener failed), counted per cause.
 
-        One row per distinct (listener, target, code, error), which ``failures.group_failures``
-        merges by normalised cause. ``since`` keeps failures recorded at or after that unix
+        One row per (listener, target, code, first line of the error), for
+        ``failures.group_failures``. ``since`` keeps failures recorded at or after that unix
         time; ``within`` (a name prefix, a team member's ``scope/``) limits them to its listeners.
         """
         where, params = self._failure_scope(listener, within, source, detail_type, since)
-        # Grouped in SQL so the rows are few even when thousands of events fail alike. The
-        # newest failure of a raw cause is its highest delivery row id (record order).
+        # The newest failure of a cause is its highest delivery row id (record order).
         sql = (
             "SELECT g.listener, g.target, g.code, g.error, g.n, g.first_at, g.last_at,"
-            " x.event_id, x.seq FROM (SELECT d.listener, d.target, d.code, d.error,"
-            " count(*) AS n, min(d.at) AS first_at, max(d.at) AS last_at, max(d.id) AS newest"
-            f" FROM {where} GROUP BY d.listener, d.target, d.code, d.error) g"
-            " JOIN deliveries x ON x.id = g.newest"
+            " x.event_id, x.seq FROM (SELECT d.listener, d.target, d.code,"
+            " hook_first_line(d.error) AS error, count(*) AS n, min(d.at) AS first_at,"
+            f" max(d.at) AS last_at, max(d.id) AS newest FROM {where}"
+            " GROUP BY d.listener, d.target, d.code, 4) g JOIN deliveries x ON x.id = g.newest"
         )
         with self._translate("reading failures"):
             rows = self._conn.execute(sql, params).fetchall()
@@ -654,7 +656,6 @@ class Store:
     def failures_with(
         self,
         cause: FailureCount,
-        errors: Sequence[str | None],
         *,
         after: int = 0,
         limit: int = 100,
@@ -662,20 +663,18 @@ class Store:
         detail_type: str | None = None,
         since: float | None = None,
     ) -> list[tuple[int, str, int]]:
-        """``(seq, event id, failed delivery row id)`` of current failures with ``cause``'s
-        listener, target and code and one of these raw ``errors``, by seq, after ``after``."""
+        """``(seq, event id, failed delivery row id)`` of the current failures with ``cause``'s
+        listener, target, code and first error line, by seq, after ``after``."""
         if limit <= 0:
             return []
         where, params = self._failure_scope(cause.listener, None, source, detail_type, since)
         sql = (
             f"SELECT d.seq, d.event_id, d.id FROM {where} AND d.target IS ? AND d.code IS ?"
-            " AND coalesce(d.error, '') IN (SELECT value FROM json_each(?))"
-            " AND d.seq > ? ORDER BY d.seq LIMIT ?"
+            " AND hook_first_line(d.error) = ? AND d.seq > ? ORDER BY d.seq LIMIT ?"
         )
-        texts = json.dumps(sorted({error or "" for error in errors}))
         with self._translate("reading failures"):
             rows = self._conn.execute(
-                sql, (*params, cause.target, cause.code, texts, after, limit)
+                sql, (*params, cause.target, cause.code, first_line(cause.error), after, limit)
             ).fetchall()
         return [(int(seq), str(event_id), int(row_id)) for seq, event_id, row_id in rows]
 
