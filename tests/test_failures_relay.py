@@ -26,11 +26,13 @@ Outcome = tuple[str, int | None, str | None]
 
 
 def call(
-    relay: RunningRelay, method: str, path: str, body: Any = None, *, token: bool = True
+    relay: RunningRelay, method: str, path: str, body: Any = None, *, token: bool | str = True
 ) -> tuple[int, Any]:
-    """One JSON call to the relay: (status, decoded body), error statuses included."""
+    """One JSON call to the relay (with the local token, this ``token``, or none): (status,
+    decoded body), error statuses included."""
     data = None if body is None else json.dumps(body).encode()
-    headers = {**(auth_headers() if token else {}), "Content-Type": "application/json"}
+    auth = {"Authorization": f"Bearer {token}"} if isinstance(token, str) else auth_headers()
+    headers = {**(auth if token else {}), "Content-Type": "application/json"}
     request = urllib.request.Request(relay.url + path, data=data, method=method, headers=headers)
     try:
         with _HTTP.open(request, timeout=UNIT) as response:
@@ -252,3 +254,34 @@ def test_no_failures_no_issues(relay: RunningRelay) -> None:
     ingest(relay, 2)
     answer_as(relay, "me", [("delivered", 200, None), ("delivered", 200, None)], TARGET)
     assert get(relay, "/v1/issues") == {"issues": []}
+
+
+def test_a_team_member_sees_only_its_own_listeners_failures(
+    tmp_path: Path, loop_thread: LoopThread
+) -> None:
+    """With a tokens file, groups (and their error texts) are the member's own; another
+    member's key is a 404, as if it did not exist."""
+    alice, bob = "alice-token-0123456789abcdef", "bob-token-0123456789abcdef0"
+    settings = relay_settings(tmp_path / "relay", tokens={alice: "alice", bob: "bob"})
+    team = loop_thread.run(start_relay(settings))
+    try:
+        status, body = call(team, "POST", "/v1/ingest/shop", {"n": 1}, token=alice)
+        assert status == 202
+        for token, error in ((alice, "alice: nope"), (bob, "bob: secret stack trace")):
+            result = {"listener": "me", "status": "failed", "attempt": 1, "latency_ms": 1.0}
+            status, _ = call(
+                team, "POST", f"/v1/events/{body['id']}/results", {**result, "error": error},
+                token=token,
+            )  # fmt: skip
+            assert status == 200
+        status, seen = call(team, "GET", "/v1/issues", token=alice)
+        status_bob, seen_bob = call(team, "GET", "/v1/issues", token=bob)
+        assert (status, status_bob) == (200, 200)
+        assert [(i["listener"], i["error"]) for i in seen["issues"]] == [
+            ("alice/me", "alice: nope")
+        ]
+        bob_key = seen_bob["issues"][0]["key"]
+        assert call(team, "GET", f"/v1/issues/{bob_key}", token=alice)[0] == 404
+        assert call(team, "GET", "/v1/issues?listener=me", token=alice)[1] == seen
+    finally:
+        loop_thread.run(team.stop())
