@@ -363,7 +363,14 @@ class RelayApi:
         Filters: ``listener``, ``source``, ``detail_type``, ``since``, ``limit``; each group is
         ``FailureGroup.to_dict()`` (key, number, listener, target, code, error, count, ...).
         """
-        data = await self._call("GET", "/v1/issues", params=filters)
+        try:
+            data = await self._call("GET", "/v1/issues", params=filters)
+        except NotFoundError as exc:
+            # Only a relay without the endpoint answers 404 here (one older than issue 10).
+            raise RelayError(
+                f"the relay at {self.connection.http_url} does not group failures ({exc})",
+                hint="upgrade the relay to this hook's version and restart it",
+            ) from exc
         if not isinstance(data, dict) or not isinstance(data.get("issues"), list):
             raise ProtocolError("the relay sent a malformed list of issues")
         return list(data["issues"])

@@ -8,6 +8,8 @@ import sys
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hookcli.errors import UsageError
 from hookcli.failures import (
@@ -263,3 +265,46 @@ def test_other_issue_keys_are_usage_errors(text: str) -> None:
     with pytest.raises(UsageError) as caught:
         parse_issue_key(text)
     assert caught.value.hint is not None and "hook events --issues" in caught.value.hint
+
+
+_rows = st.builds(
+    FailureCount,
+    listener=st.sampled_from(["a", "b"]),
+    target=st.sampled_from([HTTP, "exec x", None]),
+    code=st.sampled_from([500, 2, None]),
+    error=st.one_of(st.none(), st.text(max_size=30)),
+    count=st.integers(1, 5),
+    first_at=st.floats(0, 1e9),
+    last_at=st.floats(0, 1e9),
+    example=st.text(min_size=1, max_size=5),
+    example_seq=st.integers(1, 100),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_rows, max_size=12))
+def test_grouping_keeps_every_failure_once(rows: list[FailureCount]) -> None:
+    """Counts add up to the rows' total, numbers run 1..n, keys are distinct and each group's
+    members are exactly the rows with its key."""
+    groups = group_failures(rows)
+    assert sum(g.count for g in groups) == sum(r.count for r in rows)
+    assert [g.number for g in groups] == list(range(1, len(groups) + 1))
+    assert len({g.key for g in groups}) == len(groups)
+    assert sum(len(group_members(rows, g.key)) for g in groups) == len(rows)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["listener", "source", "detail_type", "since", "limit", "after", "x"]),
+        st.text(max_size=30),
+    )
+)
+def test_any_issue_query_parses_or_is_a_usage_error(query: dict[str, str]) -> None:
+    """Whatever the query text, the answer is a parsed query or a UsageError (a 400)."""
+    try:
+        parsed = parse_issue_query(query)
+    except UsageError as exc:
+        assert exc.hint
+    else:
+        assert parsed.limit is None or 1 <= parsed.limit <= 1000

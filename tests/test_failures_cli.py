@@ -290,3 +290,14 @@ def test_no_failures_says_so(relay: RunningRelay, env: dict[str, str]) -> None:
     )
     assert terminal.proc.wait(UNIT * 3) == 0
     wait_until(lambda: "No failures" in terminal.text, what="the sentence")
+
+
+def test_a_relay_without_issues_says_to_upgrade(
+    http_target: RecordingTarget, env: dict[str, str]
+) -> None:
+    """A server answering 404 for /v1/issues (a relay older than issue 10): exit 3, upgrade."""
+    http_target.default_status = 404
+    ran = hook(env, "events", "--issues", "--relay", http_target.url)
+    assert ran.code == 3
+    assert "does not group failures" in ran.stderr
+    assert "upgrade the relay" in ran.stderr
