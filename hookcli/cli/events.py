@@ -87,8 +87,8 @@ def events(
     from hookcli.errors import UsageError
 
     if issues:
-        return _issues(status, listener, source, detail_type, pattern, since, limit, wide, as_json,
-                       relay, token)  # fmt: skip
+        filters: dict[str, object] = {"listener": listener, "since": since, "limit": limit}
+        return _issues(filters, status, pattern, source, detail_type, wide, as_json, relay, token)
     if status not in (None, "delivered", "failed", "pending"):
         raise UsageError(f"--status must be delivered, failed or pending, not {status!r}")
     if status == "pending" and not listener:
@@ -118,19 +118,17 @@ def events(
 
 
 def _issues(
+    filters: dict[str, object],
     status: str | None,
-    listener: str | None,
+    pattern: str | None,
     sources: list[str] | None,
     detail_types: list[str] | None,
-    pattern: str | None,
-    since: str | None,
-    limit: int | None,
     wide: bool,
     as_json: bool,
     relay: str | None,
     token: str | None,
 ) -> None:
-    """``hook events --issues``: the relay's failure groups, rendered."""
+    """``hook events --issues``: the relay's failure groups (``GET /v1/issues``), rendered."""
     import asyncio
 
     from hookcli.cli.render import render_issues
@@ -145,13 +143,8 @@ def _issues(
         )
     if len(sources or []) > 1 or len(detail_types or []) > 1:
         raise UsageError("--issues takes one --source and one --detail-type")
-    filters = {
-        "listener": listener,
-        "source": sources[0] if sources else None,
-        "detail_type": detail_types[0] if detail_types else None,
-        "since": since,
-        "limit": limit,
-    }
+    filters["source"] = sources[0] if sources else None
+    filters["detail_type"] = detail_types[0] if detail_types else None
     connection = resolve(relay, token)
 
     async def fetch() -> list[dict[str, object]]:
