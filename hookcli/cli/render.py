@@ -771,15 +771,17 @@ def relay_activity_renderer(*, as_json: bool, stream: TextIO | None = None) -> A
     """The callback ``hook relay serve`` gives the relay: one line per activity update.
 
     Plain lines (time, what, who) or, with ``--json``, one JSON object per line; each line is
-    flushed, so a pipe or a log file sees it at once.
+    flushed (JSON lines at the end of the event-loop pass that wrote them), so a pipe or a log
+    file sees it at once.
     """
     from hookcli.relay.activity import Connected, Received
 
     def write(update: Any) -> None:
         out = stream or sys.stdout
         if as_json:
+            # Flushed once per event-loop pass (``_flush_soon``): a burst of webhooks costs the
+            # relay one write, not one per event.
             JsonRenderer._write(out, _activity_json(update))
-            out.flush()
             return
         clock = datetime.fromtimestamp(update.at).strftime("%H:%M:%S")
         if isinstance(update, Received):
