@@ -299,7 +299,10 @@ def event_from_request(
     ``decoded_limit`` bytes; ``request.body`` always stays the bytes as they came off the wire.
     """
     detail: Any = {}
-    text = decode_content(request.body, request.header("Content-Encoding"), decoded_limit)
+    # One pass over the headers, then a dict lookup per question: provider detection asks for
+    # a dozen headers, each a scan of them all through ``RawRequest.header``.
+    headers = _HeaderIndex(request.headers)
+    text = decode_content(request.body, headers.header("Content-Encoding"), decoded_limit)
     if text:
         try:
             body = json.loads(text)
@@ -308,7 +311,7 @@ def event_from_request(
         else:
             detail = body if isinstance(body, dict) else {"body": body}
     if detail_type is None:
-        detail_type = provider_event_type(request, detail) or "webhook"
+        detail_type = provider_event_type(headers, detail) or "webhook"
     return Event(
         id=event_id,
         source=f"webhook.{channel}",
@@ -317,6 +320,22 @@ def event_from_request(
         time=format_time(received),
         request=request,
     )
+
+
+class _HeaderIndex:
+    """Case-insensitive lookup of the first value of each header, built in one pass."""
+
+    __slots__ = ("_first",)
+
+    def __init__(self, headers: Sequence[tuple[str, str]]) -> None:
+        first: dict[str, str] = {}
+        for key, value in headers:
+            first.setdefault(key.lower(), value)
+        self._first = first
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (as ``RawRequest.header``), or None."""
+        return self._first.get(name.lower())
 
 
 def decode_content(body: bytes, encoding: str | None, limit: int) -> bytes | None:

@@ -385,6 +385,29 @@ def test_event_from_request_time_format() -> None:
     assert webhook(b"{}").time == "2024-05-01T12:30:45Z"
 
 
+@pytest.mark.parametrize(
+    ("headers", "body", "detail_type"),
+    [
+        ((("x-github-event", "push"),), b"{}", "push"),
+        ((("X-GITHUB-EVENT", "issues"), ("X-GitHub-Event", "push")), b"{}", "issues"),
+        ((("stripe-signature", "t=1,v1=ab"),), b'{"type": "charge.succeeded"}', "charge.succeeded"),
+        ((("Content-Type", "application/json"),), b'{"type": "charge.succeeded"}', "webhook"),
+        ((), b"{}", "webhook"),
+    ],
+    ids=["lower-case", "first-of-repeats", "stripe-body-type", "unknown-sender", "no-headers"],
+)
+def test_event_from_request_sender_type(
+    headers: tuple[tuple[str, str], ...], body: bytes, detail_type: str
+) -> None:
+    """Without a configured detail-type, a known sender's own type is found whatever the case
+    of its header's name (the first value of a repeated one); any other sender's is webhook."""
+    request = RawRequest("POST", "", "", headers, body)
+    event = event_from_request(
+        "hooks", request, detail_type=None, event_id=EventId("w1"), received=RECEIVED
+    )
+    assert event.detail_type == detail_type
+
+
 def test_webhook_event_survives_the_wire() -> None:
     """A webhook event's JSON parses back to an equal event."""
     event = webhook(b'{"a": [1, {"b": null}]}')

@@ -19,7 +19,13 @@ import aiohttp
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from hookcli.relay.connections import LOG_BURST, ConnectionLimits, RelayLogFilter, address_key
+from hookcli.relay.connections import (
+    GUARD_KEY,
+    LOG_BURST,
+    ConnectionLimits,
+    RelayLogFilter,
+    address_key,
+)
 from hookcli.relay.service import RunningRelay, start_relay
 
 from conftest import UNIT, relay_settings, run
@@ -211,6 +217,57 @@ def test_idle_authenticated_connection_outlives_the_idle_timeout(tmp_path: Path)
             assert (await request(trusted, AUTH_LINE)).startswith(b"HTTP/1.1 200")
             await close(trusted[1])
             await close(stranger[1])
+
+    run(main())
+
+
+async def post_raw(streams: Streams, number: int) -> int:
+    """POST a small webhook on a kept-alive raw connection; the answer's status."""
+    reader, writer = streams
+    body = json.dumps({"n": number}).encode()
+    writer.write(
+        b"POST /v1/ingest/busy HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    async with asyncio.timeout(UNIT):
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        await reader.readexactly(length)
+    return int(head.split()[1])
+
+
+def test_busy_connection_outlives_many_header_timeouts(tmp_path: Path) -> None:
+    """Prompt requests back to back on one connection are all served, for several times the
+    header timeout (each request's deadline replaces the last; none fires on a stale one)."""
+
+    async def main() -> None:
+        async with serving(tmp_path, header_timeout=0.3, idle_timeout=0.6) as relay:
+            streams = await open_raw(relay)
+            loop = asyncio.get_running_loop()
+            until = loop.time() + 4 * 0.3
+            statuses = []
+            while loop.time() < until and len(statuses) < 5_000:
+                statuses.append(await post_raw(streams, len(statuses)))
+            assert len(statuses) > 1
+            assert set(statuses) == {202}
+            assert relay.relay.store.head() == len(statuses)
+            await close(streams[1])
+
+    run(main())
+
+
+def test_idle_timeout_follows_a_shorter_header_timeout(tmp_path: Path) -> None:
+    """A connection idle after a prompt request is closed once the idle timeout passes, also
+    when the header timeout is the shorter one (its timer fires first and is moved on)."""
+
+    async def main() -> None:
+        async with serving(tmp_path, header_timeout=0.2, idle_timeout=0.6) as relay:
+            streams = await open_raw(relay)
+            assert await post_raw(streams, 1) == 202
+            assert await read_all(streams[0], UNIT * 2) == b""
+            assert relay.relay.app[GUARD_KEY].timed_out == 1
+            await close(streams[1])
 
     run(main())
 

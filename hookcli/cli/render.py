@@ -840,8 +840,9 @@ def render_verdicts(verdicts: Sequence[tuple[Any, bool, dict[str, Any]]], *, as_
 def relay_activity_renderer(*, as_json: bool, stream: TextIO | None = None) -> Any:
     """The callback ``hook relay serve`` gives the relay: one line per activity update.
 
-    Plain lines (time, what, who) or, with ``--json``, one JSON object per line; each line is
-    flushed, so a pipe or a log file sees it at once.
+    Plain lines (time, what, who) or, with ``--json``, one JSON object per line; the lines are
+    flushed at the end of the event-loop pass that wrote them, so a pipe or a log file sees
+    each at once, and a burst of webhooks costs the relay one write, not one per event.
     """
     from hookcli.relay.activity import Connected, Received
 
@@ -849,7 +850,6 @@ def relay_activity_renderer(*, as_json: bool, stream: TextIO | None = None) -> A
         out = stream or sys.stdout
         if as_json:
             JsonRenderer._write(out, _activity_json(update))
-            out.flush()
             return
         clock = datetime.fromtimestamp(update.at).strftime("%H:%M:%S")
         if isinstance(update, Received):
@@ -866,8 +866,7 @@ def relay_activity_renderer(*, as_json: bool, stream: TextIO | None = None) -> A
             )
         else:
             text = f"left       {update.name} ({update.mode}): {update.reason}"
-        out.write(f"{clock}  {text}\n")
-        out.flush()
+        JsonRenderer._write_text(out, f"{clock}  {text}")
 
     return write
 

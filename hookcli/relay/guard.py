@@ -18,6 +18,7 @@ Tokens are checked by the handlers (``Relay._authorize``); health and ingest nee
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 from dataclasses import dataclass
@@ -44,20 +45,29 @@ class GuardSettings:
         """Does this ``Host`` header name the relay? (The port is ignored.)"""
         if host is None:
             return True  # HTTP/1.0 without Host: not a browser, which always sends one
-        name = host_name(host)
-        if name == "localhost" or name.endswith(".localhost"):
-            return True
-        try:
-            ipaddress.ip_address(name)
-            return True
-        except ValueError:
-            pass
-        return name in {allowed.rstrip(".").lower() for allowed in self.allow_hosts}
+        return _host_verdict(host, self.allow_hosts)
 
     def origin_allowed(self, origin: str) -> bool:
         """Is this browser origin one of ``--allow-origin``?"""
         wanted = origin.strip().rstrip("/").lower()
         return any(wanted == allowed.strip().rstrip("/").lower() for allowed in self.allow_origins)
+
+
+# Every request asks, and a relay's clients send the same few Host values: parsing one as an IP
+# address each time was a visible share of an ingest's CPU. Bounded, so varied Hosts cost memory
+# for at most this many verdicts.
+@functools.lru_cache(maxsize=256)
+def _host_verdict(host: str, allow_hosts: tuple[str, ...]) -> bool:
+    """``GuardSettings.host_allowed`` for a ``Host`` header value that is present."""
+    name = host_name(host)
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        pass
+    return name in {allowed.rstrip(".").lower() for allowed in allow_hosts}
 
 
 def host_name(host: str) -> str:

@@ -37,7 +37,7 @@ from hookcli.errors import (
     StoreError,
     UsageError,
 )
-from hookcli.events import Event, RawRequest, event_from_request, headers_from, new_event_id
+from hookcli.events import Event, RawRequest, event_from_request, new_event_id
 from hookcli.failures import FailureCount, group_failures, group_members
 from hookcli.patterns import Pattern, PatternSet, compile_pattern
 from hookcli.protocol import (
@@ -418,11 +418,9 @@ class Relay:
             query=request.rel_url.raw_query_string,
             # UTF-8 (not latin-1): the HTTP target re-encodes header values as UTF-8, so this
             # round-trips every header a real webhook sender uses byte for byte.
-            headers=headers_from(
-                [
-                    (k.decode("utf-8", "replace"), v.decode("utf-8", "replace"))
-                    for k, v in request.raw_headers
-                ]
+            headers=tuple(
+                (k.decode("utf-8", "replace"), v.decode("utf-8", "replace"))
+                for k, v in request.raw_headers
             ),
             body=body,
         )
@@ -438,7 +436,13 @@ class Relay:
             decoded_limit=cap,
         )
         stored = await self.commit([event])
-        return web.json_response({"id": event.id, "seq": stored[0].seq}, status=202)
+        # Spelled out, not json_response: the id is a UUID (nothing to escape) and the seq an
+        # int, and this answer is written once per webhook.
+        return web.Response(
+            text=f'{{"id":"{event.id}","seq":{stored[0].seq}}}',
+            status=202,
+            content_type="application/json",
+        )
 
     # ---------------------------------------------------------------- history
 
@@ -987,8 +991,7 @@ class Relay:
                 seq=result.seq,
             )
         del session.in_flight[result.seq]
-        delivery = _delivery(session.key, result, replay=False)
-        session.results.append(replace(delivery, target=session.target))
+        session.results.append(_delivery(session.key, result, replay=False, target=session.target))
         session.wake.set()
         return None
 
@@ -1117,7 +1120,9 @@ def _scoped(scope: str, name: str) -> str:
     return f"{scope}/{name}"
 
 
-def _delivery(listener: str, result: Result, *, replay: bool) -> Delivery:
+def _delivery(
+    listener: str, result: Result, *, replay: bool, target: str | None = None
+) -> Delivery:
     return Delivery(
         listener=listener,
         seq=result.seq,
@@ -1129,6 +1134,7 @@ def _delivery(listener: str, result: Result, *, replay: bool) -> Delivery:
         error=result.error,
         at=time.time(),
         replay=replay,
+        target=target,
     )
 
 
