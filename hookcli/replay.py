@@ -77,7 +77,7 @@ async def replay(
     delivered = failed = 0
     async with RelayApi.open(settings.connection) as api:
         records = [await api.event(event_id) for event_id in settings.ids]
-        owners = {r["event"]["id"]: [settings.identity] for r in records}
+        owners = {_key(r): [settings.identity] for r in records}
         if settings.failed:
             scope = (
                 None if settings.all_listeners else settings.failed_listener or settings.identity
@@ -86,12 +86,12 @@ async def replay(
             rows = await api.events(
                 status="failed", listener=scope, since=settings.since, limit=FAILED_LIMIT, full=1
             )
-            known = {r["event"]["id"] for r in records}
+            known = {_key(r) for r in records}
             for row in reversed(rows):  # oldest first
-                if row["event"]["id"] not in known:
-                    known.add(row["event"]["id"])
+                if _key(row) not in known:
+                    known.add(_key(row))
                     records.append(row)
-                    owners[row["event"]["id"]] = [scope] if scope else _failed_listeners(row)
+                    owners[_key(row)] = [scope] if scope else _failed_listeners(row)
             whose = "every listener" if scope is None else scope
             found = len(records) - len(settings.ids)
             if not found:
@@ -139,9 +139,9 @@ async def replay(
                 # One delivery, recorded for each listener it stands in for (so a replayed
                 # failure stops counting as failed for that listener), saying where it went
                 # and who replayed it; the relay links it to the failure it answers.
-                for listener in owners[event.id]:
+                for listener in owners[event.key]:
                     await api.record(
-                        event.id,
+                        event.key,  # ID@REPLAY: the copy an archive replay stored, if any
                         listener,
                         result,
                         target=target.description,
@@ -154,6 +154,13 @@ async def replay(
         finally:
             await target.close()
     return ReplaySummary(delivered, failed)
+
+
+def _key(record: dict[str, Any]) -> str:
+    """A history record's event key: its id, plus ``@replay-name`` for an archive replay's copy."""
+    event = record["event"]
+    name = event.get("replay-name")
+    return str(event["id"]) if name is None else f"{event['id']}@{name}"
 
 
 def _failed_listeners(record: dict[str, Any]) -> list[str]:
