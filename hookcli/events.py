@@ -195,7 +195,7 @@ def parse_event(data: str | bytes | Mapping[str, Any]) -> Event:
     else:
         raw = _text(data, "event")
         document, repeated = _load_checked(raw)
-        text = raw.strip(_JSON_WHITESPACE)
+        text = _one_line(raw)
     missing = [name for name in _REQUIRED if name not in document]
     if missing:
         raise InvalidEventError(
@@ -303,6 +303,19 @@ def _load_checked(text: str) -> tuple[dict[str, Any], bool]:
     if not isinstance(document, dict):
         raise InvalidEventError(f"event must be a JSON object, not {type(document).__name__}")
     return document, repeated
+
+
+def _one_line(text: str) -> str:
+    """JSON text trimmed, and on one line, so a JSON Lines output can carry it as it is.
+
+    Line breaks in valid JSON are whitespace between tokens (strings cannot hold raw ones,
+    RFC 8259 section 7), so removing them leaves the same JSON; EventBridge's own event text is
+    one line already, and is kept byte for byte.
+    """
+    text = text.strip(_JSON_WHITESPACE)
+    if "\n" in text or "\r" in text:
+        text = text.replace("\r", "").replace("\n", "")
+    return text
 
 
 def _keep_text(event: Event, text: str, document: Mapping[str, Any], repeated: bool) -> None:
@@ -433,19 +446,27 @@ def event_from_request(
     ``detail.body``; a non-JSON body leaves ``detail`` empty and lives only in ``request``.
     A gzip or deflate body (``Content-Encoding``) is decoded for ``detail`` only, up to
     ``decoded_limit`` bytes; ``request.body`` always stays the bytes as they came off the wire.
+    A key the body gives twice keeps every value for matching, as for an event from the bus;
+    the event's text then holds the body's own JSON text (on one line), which keeps them.
     """
     detail: Any = {}
-    text = decode_content(request.body, request.header("Content-Encoding"), decoded_limit)
-    if text:
+    detail_text: str | None = None
+    repeated = False
+    raw = decode_content(request.body, request.header("Content-Encoding"), decoded_limit)
+    if raw:
         try:
-            body = json.loads(text)
+            text = raw.decode(json.detect_encoding(raw))
+            body, repeated = decode_event_text(text)
         except (ValueError, RecursionError):  # not JSON (or too deep): bytes only
             pass
         else:
             detail = body if isinstance(body, dict) else {"body": body}
+            if repeated:  # json.dumps would keep only the last value: keep the text instead
+                text = _one_line(text)
+                detail_text = text if isinstance(body, dict) else f'{{"body":{text}}}'
     if detail_type is None:
         detail_type = provider_event_type(request, detail) or "webhook"
-    return Event(
+    event = Event(
         id=event_id,
         source=f"webhook.{channel}",
         detail_type=detail_type,
@@ -453,6 +474,11 @@ def event_from_request(
         time=format_time(received),
         request=request,
     )
+    if detail_text is not None:
+        document = event.to_dict()
+        head = _compact({k: v for k, v in document.items() if k != "detail"})
+        _keep_text(event, f'{head[:-1]},"detail":{detail_text}}}', document, repeated)
+    return event
 
 
 def decode_content(body: bytes, encoding: str | None, limit: int) -> bytes | None:

@@ -13,14 +13,15 @@ import json
 import urllib.parse
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_commands import http
+from test_commands import http, ingest
 from websockets.asyncio.client import connect
 
-from hookcli.events import parse_event, with_account
+from hookcli.events import EventId, RawRequest, event_from_request, parse_event, with_account
 from hookcli.patterns import compile_pattern, load_event
 from hookcli.protocol import EventMessage, decode
 from hookcli.relay.service import RunningRelay, start_relay
@@ -68,6 +69,18 @@ def test_every_value_of_a_repeated_key_matches(value: str) -> None:
     assert event.repeated_keys
     assert pattern.matches(event.document)
     assert pattern.matches(load_event(event.to_json()))
+
+
+def test_line_breaks_between_tokens_are_dropped_so_json_lines_output_holds() -> None:
+    """A pretty-printed body becomes one line (same JSON); an escaped \\n in a string stays."""
+    text = (
+        '{\r\n  "id": "ev-9",\n  "source": "s",\n  "detail-type": "d",\n'
+        '  "detail": {"a": "x\\ny"}\n}'
+    )
+    kept = parse_event(text).to_json()
+    assert "\n" not in kept and "\r" not in kept
+    assert kept == text.replace("\r", "").replace("\n", "")
+    assert json.loads(kept) == json.loads(text)
 
 
 def test_a_value_the_text_never_gave_does_not_match() -> None:
@@ -119,6 +132,39 @@ def test_with_account_replaces_an_empty_account() -> None:
     event = with_account(parse_event(text), "42")
     assert event.account == "42"
     assert json.loads(event.to_json())["account"] == "42"
+
+
+@pytest.mark.parametrize(
+    ("body", "pattern"),
+    [
+        (b'{"type":"a","type":"b"}', {"detail": {"type": ["a"]}}),
+        (b'{"type":"a",\n "type":"b"}', {"detail": {"type": ["b"]}}),
+        (b'[{"k":1,"k":2}]', {"detail": {"body": {"k": [1]}}}),
+    ],
+    ids=["object", "pretty-object", "array"],
+)
+def test_a_webhook_body_repeating_a_key_keeps_every_value(
+    body: bytes, pattern: dict[str, Any]
+) -> None:
+    """The envelope's text carries the body's text, so the store and listeners keep both."""
+    request = RawRequest("POST", "", "", (("Content-Type", "application/json"),), body)
+    made = event_from_request(
+        "shop", request, detail_type=None, event_id=EventId("w1"), received=datetime.now(UTC)
+    )
+    again = parse_event(made.to_json())  # what a catch-up read or a listener gets
+    assert made.repeated_keys and again.repeated_keys
+    assert compile_pattern(pattern).matches(made.document)
+    assert compile_pattern(pattern).matches(again.document)
+
+
+def test_an_ordinary_webhook_body_is_written_compact_as_before() -> None:
+    """Without a repeated key the event's text is json.dumps' (the body stays in `request`)."""
+    request = RawRequest("POST", "", "", (), b'{ "a" : 1 }')
+    made = event_from_request(
+        "shop", request, detail_type=None, event_id=EventId("w2"), received=datetime.now(UTC)
+    )
+    assert not made.repeated_keys
+    assert made.to_json().endswith(',"detail":{"a":1}}')
 
 
 # --------------------------------------------------------------------------- the relay
@@ -245,3 +291,14 @@ def test_an_event_without_account_is_stored_with_it_and_otherwise_as_received(
     row = stored(sqs_relay, loop_thread, event_id)
     assert row is not None
     assert row.event_json == f'{{"account":"{sqs_relay.info.account}",' + body[1:]
+
+
+def test_a_webhook_repeating_a_key_is_matched_on_every_value_from_the_store(
+    relay: RunningRelay, loop_thread: LoopThread
+) -> None:
+    """Ingested, stored, then read back by a catching-up listener on the first value."""
+    event_id = ingest(relay, "shop", b'{"type":"a","type":"b"}')
+    frame = loop_thread.run(first_event(relay, {"detail": {"type": ["a"]}}, 0))
+    message = decode(frame)
+    assert isinstance(message, EventMessage) and message.event.id == event_id
+    assert message.event.to_json().endswith(',"detail":{"type":"a","type":"b"}}')
