@@ -307,3 +307,20 @@ def test_a_listener_delivers_the_original_and_the_replayed_copy(
     bodies = [r.body.decode() for r in http_target.requests]
     assert bodies == [body(replayed), body(replayed, "r1")]
     assert [line["duplicate"] for line in results()] == [False, False]
+
+
+@pytest.mark.slow
+def test_hook_replay_id_at_replay_delivers_and_records_the_copy(
+    sqs_relay: RunningRelay, replayed: str, env: dict[str, str], http_target: RecordingTarget
+) -> None:
+    """`hook replay ID@REPLAY` sends the replay's copy and records the result on it only."""
+    ran = hook(
+        env, "replay", f"{replayed}@r1", "--target", http_target.url, "--json",
+        "--relay", sqs_relay.url,
+    )  # fmt: skip
+    assert ran.code == 0, ran.stderr
+    assert [r.body.decode() for r in http_target.requests] == [body(replayed, "r1")]
+    copy = http("GET", f"{sqs_relay.url}/v1/events/{replayed}@r1")
+    original = http("GET", f"{sqs_relay.url}/v1/events/{replayed}")
+    assert [(d["status"], d["replay"]) for d in copy["deliveries"]] == [("delivered", True)]
+    assert original["deliveries"] == []
