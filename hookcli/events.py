@@ -185,8 +185,8 @@ def parse_event(data: str | bytes | Mapping[str, Any]) -> Event:
 
     Raises InvalidEventError naming what is wrong. ``id``, ``source``, ``detail-type`` and
     ``detail`` are required; the other envelope fields default to what hook's own events carry.
-    An event parsed from text keeps that text (outer whitespace trimmed) as its ``to_json()``,
-    and a key repeated in it keeps every value for matching (``document``).
+    An event parsed from text keeps that text as its ``to_json()`` (trimmed, on one line:
+    ``_one_line``), and a key repeated in it keeps every value for matching (``document``).
     """
     text: str | None = None
     repeated = False
