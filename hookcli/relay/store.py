@@ -6,8 +6,9 @@ indexed lookups, one transaction per batch. sqlite3 errors are translated into `
 with a hint saying what to do.
 
 Tables: ``events`` (seq AUTOINCREMENT, so a seq is never reused, even after retention deleted
-it), ``deliveries`` (one row per recorded attempt, removed with their event) and ``listeners``
-(cursor and pattern per listener name). The schema version lives in ``PRAGMA user_version``;
+it; one row per event id and replay-name, the event's JSON text as received), ``deliveries``
+(one row per recorded attempt, removed with their event) and ``listeners`` (cursor and
+pattern per listener name). The schema version lives in ``PRAGMA user_version``;
 ``_MIGRATIONS`` upgrades it one step at a time.
 """
 
