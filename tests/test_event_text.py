@@ -18,10 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_commands import http, ingest
 from websockets.asyncio.client import connect
 
-from hookcli.events import EventId, RawRequest, event_from_request, parse_event, with_account
+from hookcli.events import (
+    EventId,
+    RawRequest,
+    decode_event_text,
+    event_from_request,
+    parse_event,
+    with_account,
+)
 from hookcli.patterns import compile_pattern, load_event
 from hookcli.protocol import EventMessage, decode
 from hookcli.relay.service import RunningRelay, start_relay
@@ -302,3 +311,45 @@ def test_a_webhook_repeating_a_key_is_matched_on_every_value_from_the_store(
     message = decode(frame)
     assert isinstance(message, EventMessage) and message.event.id == event_id
     assert message.event.to_json().endswith(',"detail":{"type":"a","type":"b"}}')
+
+
+# --------------------------------------------------------------------------- the check, at large
+
+Pairs = list[tuple[str, Any]]
+_keys = st.sampled_from(["a", "b", "c", "a.b", ""])
+_leaves = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.text("xy", max_size=2))
+
+
+@st.composite
+def _objects(draw: st.DrawFn, depth: int = 2) -> Pairs:
+    """A JSON object as its member list: keys may repeat, values may nest."""
+    values = _leaves if depth == 0 else st.one_of(_leaves, _objects(depth - 1))
+    return draw(st.lists(st.tuples(_keys, values), max_size=4))
+
+
+def _text_of(value: Any) -> str:
+    if isinstance(value, list):
+        return "{" + ",".join(f"{json.dumps(k)}:{_text_of(v)}" for k, v in value) + "}"
+    return json.dumps(value)
+
+
+def _repeats(value: Any) -> bool:
+    if not isinstance(value, list):
+        return False
+    keys = [k for k, _ in value]
+    return len(set(keys)) != len(keys) or any(_repeats(v) for _, v in value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_objects())
+def test_the_repeated_key_check_agrees_with_load_event(members: Pairs) -> None:
+    """Flagged exactly when some object repeats a key; the data reads as json.loads' (last
+    values) and every top-level occurrence of a key is a candidate, as load_event's."""
+    text = _text_of(members)
+    data, repeated = decode_event_text(text)
+    assert repeated == _repeats(members)
+    assert data == load_event(text) == json.loads(text)
+    assert decode_event_text(text, repeated)[0] == data
+    for key, value in members:
+        if isinstance(value, str) and key and "." not in key:
+            assert compile_pattern({key: [value]}).matches(data)
