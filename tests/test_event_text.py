@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import urllib.parse
 import uuid
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_commands import http, ingest
+from test_commands import hook, http, ingest
 from websockets.asyncio.client import connect
 
 from hookcli.events import (
@@ -353,3 +354,23 @@ def test_the_repeated_key_check_agrees_with_load_event(members: Pairs) -> None:
     for key, value in members:
         if isinstance(value, str) and key and "." not in key:
             assert compile_pattern({key: [value]}).matches(data)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("value", ["x", "y"])
+def test_hook_expect_agrees_with_the_relay_on_a_repeated_key(
+    sqs_relay: RunningRelay, loop_thread: LoopThread, tmp_path: Path, value: str
+) -> None:
+    """`hook expect` (which matches locally) counts the event for either value, as the relay."""
+    event_id = f"expect-{value}-{uuid.uuid4().hex[:6]}"
+    put_in_queue(sqs_relay, envelope(event_id, '{"a":"x","a":"y"}'))
+    wait_until(lambda: stored(sqs_relay, loop_thread, event_id) is not None, what="the event")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HOOK_", "AWS_"))}
+    env["HOOK_CONFIG"] = str(tmp_path / "no-such-config.toml")
+    pattern = json.dumps({"id": [event_id], "detail": {"a": [value]}})
+    ran = hook(
+        env, "expect", "--pattern", pattern, "--from", "0", "--timeout", "20s",
+        "--relay", sqs_relay.url,
+    )  # fmt: skip
+    assert ran.code == 0, ran.stderr
+    assert [line["id"] for line in ran.lines()] == [event_id]
