@@ -254,6 +254,14 @@ def with_account(event: Event, account: str) -> Event:
     return updated
 
 
+def with_request(event: Event, request: RawRequest) -> Event:
+    """``event`` with its raw webhook ``request`` attached, its received text kept."""
+    updated = replace(event, request=request)
+    if event._json is not None and event._document is not None:
+        _keep_text(updated, event._json, event._document, event._repeated)
+    return updated
+
+
 class _RepeatedKey(Exception):
     """Raised by the decoder at the first object that gives a key twice: parse it again."""
 

@@ -15,7 +15,7 @@ from hookcli.client import RelayApi
 from hookcli.config import Connection
 from hookcli.delivery import Attempt, RetryPolicy, deliver
 from hookcli.errors import NotFoundError, UsageError
-from hookcli.events import Event, RawRequest, parse_event
+from hookcli.events import Event, RawRequest, parse_event, with_request
 from hookcli.listen import TargetSpec
 from hookcli.protocol import Result
 from hookcli.transform import RuleTarget
@@ -176,10 +176,10 @@ def _event_of(record: dict[str, object]) -> Event:
     body = record.get("event")
     if not isinstance(body, dict):
         raise NotFoundError("the relay returned a record without an event")
-    event = parse_event(body)
+    # The event's text as the relay stored it (newer relays), so a target gets those bytes.
+    text = record.get("event_text")
+    event = parse_event(text if isinstance(text, str) else body)
     request = record.get("request")
     if isinstance(request, dict) and "body_b64" in request:
-        from dataclasses import replace
-
-        event = replace(event, request=RawRequest.from_dict(request))
+        event = with_request(event, RawRequest.from_dict(request))
     return event

@@ -39,7 +39,7 @@ from hookcli.relay.store import StoredEvent
 from hookcli.sources.emulator import CREDENTIALS
 from hookcli.sources.eventbridge import AwsSettings, sqs_client
 
-from conftest import UNIT, LoopThread, auth_headers, relay_settings, wait_until
+from conftest import UNIT, LoopThread, RecordingTarget, auth_headers, relay_settings, wait_until
 
 
 def envelope(event_id: str, detail_text: str, *, extra: str = "") -> str:
@@ -374,3 +374,22 @@ def test_hook_expect_agrees_with_the_relay_on_a_repeated_key(
     )  # fmt: skip
     assert ran.code == 0, ran.stderr
     assert [line["id"] for line in ran.lines()] == [event_id]
+
+
+@pytest.mark.slow
+def test_hook_replay_sends_the_stored_text_byte_for_byte(
+    sqs_relay: RunningRelay,
+    loop_thread: LoopThread,
+    tmp_path: Path,
+    http_target: RecordingTarget,
+) -> None:
+    """`hook replay ID` delivers the event's text as received, not a re-encoding of it."""
+    event_id = f"replay-{uuid.uuid4().hex[:8]}"
+    body = envelope(event_id, '{"a":"x", "a":"y","price":2.50,"n":1e3}')
+    put_in_queue(sqs_relay, body)
+    wait_until(lambda: stored(sqs_relay, loop_thread, event_id) is not None, what="the event")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HOOK_", "AWS_"))}
+    env["HOOK_CONFIG"] = str(tmp_path / "no-such-config.toml")
+    ran = hook(env, "replay", event_id, "--target", http_target.url, "--relay", sqs_relay.url)
+    assert ran.code == 0, ran.stderr
+    assert [r.body.decode() for r in http_target.requests] == [body]

@@ -1124,6 +1124,8 @@ def _history_row(
             for d in deliveries
         ],
     }
+    if full:  # the stored text as received, for a byte-exact `hook replay`
+        row["event_text"] = item.event_json
     if item.event.request is not None and full:
         row["request"] = item.event.request.to_dict()
     elif item.event.request is not None:

@@ -22,13 +22,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
 from hookcli.errors import StoreError, UsageError
-from hookcli.events import Event, RawRequest, decode_event_text, parse_event
+from hookcli.events import Event, RawRequest, decode_event_text, parse_event, with_request
 from hookcli.protocol import Status
 
 #: ``PRAGMA application_id``: marks a file as a hook store ("hook" in ASCII).
@@ -199,7 +199,7 @@ class StoredEvent:
         if event is None:
             event = parse_event(self.event_json)
             if self.request_json is not None:
-                event = replace(event, request=RawRequest.from_dict(json.loads(self.request_json)))
+                event = with_request(event, RawRequest.from_dict(json.loads(self.request_json)))
             object.__setattr__(self, "_event", event)
         return event
 
