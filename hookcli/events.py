@@ -13,7 +13,7 @@ import json
 import uuid
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, NewType
 
@@ -111,13 +111,44 @@ class Event:
     #: What the target gets instead of the event's JSON: a rule target's Input, InputPath or
     #: InputTransformer result (``transform.py``). None: the event itself.
     input: str | None = field(default=None, compare=False)
-    #: ``to_json()``'s text, computed once: a target's body and a --json line share it.
+    #: ``to_json()``'s text: the event's JSON text as received when it was parsed from text
+    #: (``parse_event``, a relay frame), else computed once; a target's body and a --json line
+    #: share it.
     _json: str | None = field(default=None, init=False, compare=False, repr=False)
+    #: The JSON data parsed from that received text, for matching (``document``).
+    _document: Mapping[str, Any] | None = field(default=None, init=False, compare=False, repr=False)
+    #: Whether that received text repeats a key in some object (``repeated_keys``).
+    _repeated: bool = field(default=False, init=False, compare=False, repr=False)
 
     @property
     def short_id(self) -> str:
         """The first 8 characters of the id, for one-line terminal output."""
         return self.id[:8]
+
+    @property
+    def key(self) -> str:
+        """What tells this delivery of the event from others: the id, plus ``@replay-name``.
+
+        An archive replay re-sends an event; if it kept the original id, the id alone would
+        make the replayed copy look like a duplicate of the original (and of other replays').
+        """
+        return self.id if self.replay_name is None else f"{self.id}@{self.replay_name}"
+
+    @property
+    def repeated_keys(self) -> bool:
+        """Whether the event's received JSON text gives some key twice in one object."""
+        return self._repeated
+
+    @property
+    def document(self) -> Mapping[str, Any]:
+        """The event as JSON data to match patterns against, as ``hook pattern test`` reads it.
+
+        For an event parsed from text: that text's data, every occurrence of a repeated key
+        kept (``patterns.load_event``), so the relay matches what its listeners receive.
+        Otherwise ``to_dict()``.
+        """
+        document = self._document
+        return self.to_dict() if document is None else document
 
     def to_dict(self) -> dict[str, Any]:
         """The EventBridge JSON shape (what a target receives, and what patterns match)."""
@@ -141,7 +172,7 @@ class Event:
         return self.to_json() if self.input is None else self.input
 
     def to_json(self) -> str:
-        """Compact JSON text of ``to_dict()`` (computed once per event)."""
+        """The event's JSON text: as received if parsed from text, else compact ``to_dict()``."""
         text = self._json
         if text is None:
             text = json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False)
@@ -154,8 +185,17 @@ def parse_event(data: str | bytes | Mapping[str, Any]) -> Event:
 
     Raises InvalidEventError naming what is wrong. ``id``, ``source``, ``detail-type`` and
     ``detail`` are required; the other envelope fields default to what hook's own events carry.
+    An event parsed from text keeps that text as its ``to_json()`` (trimmed, on one line:
+    ``_one_line``), and a key repeated in it keeps every value for matching (``document``).
     """
-    document = load_json_object(data, "event") if not isinstance(data, Mapping) else data
+    text: str | None = None
+    repeated = False
+    if isinstance(data, Mapping):
+        document = data
+    else:
+        raw = _text(data, "event")
+        document, repeated = _load_checked(raw)
+        text = _one_line(raw)
     missing = [name for name in _REQUIRED if name not in document]
     if missing:
         raise InvalidEventError(
@@ -175,7 +215,7 @@ def parse_event(data: str | bytes | Mapping[str, Any]) -> Event:
     replay_name = document.get("replay-name")
     if replay_name is not None and not isinstance(replay_name, str):
         raise InvalidEventError("event field 'replay-name' must be a string")
-    return Event(
+    event = Event(
         id=EventId(document["id"]),
         source=document["source"],
         detail_type=document["detail-type"],
@@ -187,6 +227,123 @@ def parse_event(data: str | bytes | Mapping[str, Any]) -> Event:
         version=document.get("version", "0"),
         replay_name=replay_name,
     )
+    if text is not None:
+        _keep_text(event, text, document, repeated)
+    return event
+
+
+def with_account(event: Event, account: str) -> Event:
+    """``event`` with ``account`` set (moto's SQS target drops it), its received text kept.
+
+    A text without an ``account`` key gets one in front, the rest byte for byte. One whose
+    ``account`` is present but empty is written again (a rare case; a repeated key then keeps
+    only its last value, as it does in the text written).
+    """
+    text, document = event._json, event._document
+    if text is None or document is None:
+        return replace(event, account=account)
+    if "account" in document:
+        return parse_event(_compact({**document, "account": account}))
+    updated = replace(event, account=account)
+    new_text = f'{{"account":{json.dumps(account)},{text[1:]}'
+    if document.__class__ is dict:
+        _keep_text(updated, new_text, {**document, "account": account}, event._repeated)
+    else:  # a repeated top-level key: its occurrences live in the parsed structure, parse again
+        new_document, repeated = _load_checked(new_text)
+        _keep_text(updated, new_text, new_document, repeated)
+    return updated
+
+
+def with_request(event: Event, request: RawRequest) -> Event:
+    """``event`` with its raw webhook ``request`` attached, its received text kept."""
+    updated = replace(event, request=request)
+    if event._json is not None and event._document is not None:
+        _keep_text(updated, event._json, event._document, event._repeated)
+    return updated
+
+
+class _RepeatedKey(Exception):
+    """Raised by the decoder at the first object that gives a key twice: parse it again."""
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise _RepeatedKey
+    return obj
+
+
+_UNIQUE_DECODER = json.JSONDecoder(object_pairs_hook=_unique_pairs)
+_JSON_WHITESPACE = " \t\n\r"  # RFC 8259 section 2: what may surround a JSON value
+
+
+def decode_event_text(text: str, repeated: bool | None = None) -> tuple[Any, bool]:
+    """Event text as JSON data for matching, and whether some object in it repeats a key.
+
+    ``repeated`` None: find out while parsing (json's own decoder with a hook that only
+    compares key counts, so an ordinary event costs one pass and stays plain dicts). A text
+    that repeats a key is parsed with ``patterns.load_event``, which keeps every value (as
+    event-ruler and ``hook pattern test`` read it; issue 11). ``repeated`` known (the store's
+    flag): the fast ``json.loads`` when False. Raises what ``json.loads`` raises.
+    """
+    if repeated is False:
+        return json.loads(text), False
+    if repeated is None:
+        try:
+            return _UNIQUE_DECODER.decode(text), False
+        except _RepeatedKey:
+            pass
+    from hookcli.patterns import load_event  # only for the rare text that repeats a key
+
+    return load_event(text), True
+
+
+def _load_checked(text: str) -> tuple[dict[str, Any], bool]:
+    """``decode_event_text`` for an event's text, with load_json_object's errors."""
+    try:
+        document, repeated = decode_event_text(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidEventError(
+            f"event is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from exc
+    except (ValueError, RecursionError) as exc:  # nested too deep, or an absurdly long number
+        raise InvalidEventError(f"event is not valid JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise InvalidEventError(f"event must be a JSON object, not {type(document).__name__}")
+    return document, repeated
+
+
+def _one_line(text: str) -> str:
+    """JSON text trimmed, and on one line, so a JSON Lines output can carry it as it is.
+
+    Line breaks in valid JSON are whitespace between tokens (strings cannot hold raw ones,
+    RFC 8259 section 7), so removing them leaves the same JSON; EventBridge's own event text is
+    one line already, and is kept byte for byte.
+    """
+    text = text.strip(_JSON_WHITESPACE)
+    if "\n" in text or "\r" in text:
+        text = text.replace("\r", "").replace("\n", "")
+    return text
+
+
+def _keep_text(event: Event, text: str, document: Mapping[str, Any], repeated: bool) -> None:
+    object.__setattr__(event, "_json", text)
+    object.__setattr__(event, "_document", document)
+    object.__setattr__(event, "_repeated", repeated)
+
+
+def _text(data: str | bytes, what: str) -> str:
+    """JSON text from ``data``; bytes in any encoding JSON allows (RFC 8259 section 8.1)."""
+    if isinstance(data, str):
+        return data
+    try:
+        return data.decode(json.detect_encoding(data))
+    except UnicodeDecodeError as exc:
+        raise InvalidEventError(f"{what} is not UTF-8 text: {exc.reason}") from exc
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def load_json_object(data: str | bytes, what: str) -> dict[str, Any]:
@@ -297,22 +454,30 @@ def event_from_request(
     ``detail.body``; a non-JSON body leaves ``detail`` empty and lives only in ``request``.
     A gzip or deflate body (``Content-Encoding``) is decoded for ``detail`` only, up to
     ``decoded_limit`` bytes; ``request.body`` always stays the bytes as they came off the wire.
+    A key the body gives twice keeps every value for matching, as for an event from the bus;
+    the event's text then holds the body's own JSON text (on one line), which keeps them.
     """
     detail: Any = {}
     # One pass over the headers, then a dict lookup per question: provider detection asks for
     # a dozen headers, each a scan of them all through ``RawRequest.header``.
     headers = _HeaderIndex(request.headers)
-    text = decode_content(request.body, headers.header("Content-Encoding"), decoded_limit)
-    if text:
+    detail_text: str | None = None
+    repeated = False
+    raw = decode_content(request.body, headers.header("Content-Encoding"), decoded_limit)
+    if raw:
         try:
-            body = json.loads(text)
+            text = raw.decode(json.detect_encoding(raw))
+            body, repeated = decode_event_text(text)
         except (ValueError, RecursionError):  # not JSON (or too deep): bytes only
             pass
         else:
             detail = body if isinstance(body, dict) else {"body": body}
+            if repeated:  # json.dumps would keep only the last value: keep the text instead
+                text = _one_line(text)
+                detail_text = text if isinstance(body, dict) else f'{{"body":{text}}}'
     if detail_type is None:
         detail_type = provider_event_type(headers, detail) or "webhook"
-    return Event(
+    event = Event(
         id=event_id,
         source=f"webhook.{channel}",
         detail_type=detail_type,
@@ -320,6 +485,11 @@ def event_from_request(
         time=format_time(received),
         request=request,
     )
+    if detail_text is not None:
+        document = event.to_dict()
+        head = _compact({k: v for k, v in document.items() if k != "detail"})
+        _keep_text(event, f'{head[:-1]},"detail":{detail_text}}}', document, repeated)
+    return event
 
 
 class _HeaderIndex:

@@ -21,7 +21,7 @@ from websockets.asyncio.client import ClientConnection
 from hookcli.client import Stream
 from hookcli.config import Connection
 from hookcli.errors import MissingEventsError, RelayError
-from hookcli.events import Event, short_text
+from hookcli.events import Event, decode_event_text, short_text
 from hookcli.patterns import Pattern, compile_pattern
 from hookcli.protocol import EventMessage, Start, Subscribe, Subscribed, Welcome
 from hookcli.updates import ConnectionState, Ready, Received, State, Update
@@ -171,7 +171,8 @@ class _Waiter:
         if message.seq <= self.last_seq:
             return True
         self.last_seq = message.seq
-        if self.matcher.matches(event.to_dict()):
+        # The event's text as the relay matched it: a key given twice offers every value.
+        if self.matcher.matches(decode_event_text(event.to_json())[0]):
             self.matched.append(event)
             self.emit(Received(message.seq, event))
             return len(self.matched) < self.settings.count

@@ -52,7 +52,8 @@ from hookcli.updates import (
 )
 
 Emit = Callable[[Update], None]
-#: Event ids remembered to suppress duplicates (an event re-sent after a reconnect).
+#: Event keys (id, @replay-name) remembered to suppress duplicates (an event re-sent after a
+#: reconnect).
 REMEMBER = 10_000
 
 
@@ -331,7 +332,8 @@ class _Listener:
         self.reconnects += 1
 
     async def on_event(self, message: EventMessage) -> bool:
-        event_id = message.event.id
+        # The key, not the id alone: an archive replay may re-send an event under its id.
+        event_id = message.event.key
         if event_id in self.waiting or event_id in self.running:
             # Sent again (the relay's ack wait ran out, or a reconnect) while this listener
             # still has it queued or in delivery: that copy answers the seq, once.
@@ -352,12 +354,13 @@ class _Listener:
         while True:
             message = await self.queue.get()
             event = message.event
-            self.waiting.discard(event.id)
-            duplicate = event.id in self.done or event.id in self.running
-            if event.id in self.done:
-                outcome, attempts = self.done[event.id]
-            elif event.id in self.running:
-                outcome, attempts = await self.running[event.id]
+            key = event.key
+            self.waiting.discard(key)
+            duplicate = key in self.done or key in self.running
+            if key in self.done:
+                outcome, attempts = self.done[key]
+            elif key in self.running:
+                outcome, attempts = await self.running[key]
             else:
                 outcome, attempts = await self._deliver(message.seq, event)
             self.emit(Delivered(message.seq, event, outcome, attempts, duplicate=duplicate))
@@ -388,7 +391,8 @@ class _Listener:
 
     async def _deliver(self, seq: int, event: Event) -> tuple[Outcome, int]:
         future: asyncio.Future[tuple[Outcome, int]] = asyncio.get_running_loop().create_future()
-        self.running[event.id] = future
+        key = event.key
+        self.running[key] = future
 
         def on_attempt(attempt: Attempt) -> None:
             if attempt.will_retry:
@@ -404,11 +408,11 @@ class _Listener:
             )
         except BaseException as exc:
             future.cancel()
-            del self.running[event.id]
+            del self.running[key]
             raise exc
         future.set_result(result)
-        del self.running[event.id]
-        self.done[event.id] = result
+        del self.running[key]
+        self.done[key] = result
         if len(self.done) > REMEMBER:
             self.done.popitem(last=False)
         return result

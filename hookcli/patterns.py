@@ -62,8 +62,8 @@ UNCERTAIN = {
     ),
     "event-duplicates": (
         "A key repeated in event text offers every value, as event-ruler reads it, where hook "
-        "parses the text itself (`load_event`: `hook pattern test`); an event the relay parsed "
-        "with json.loads keeps the last value only."
+        "has the text (`load_event`: `hook pattern test`, and the relay, which keeps each "
+        "event's text); an event given as data (a mapping) has one value per key."
     ),
     "wildcard-complexity": (
         "§6: AWS's 'Rule is too complex' threshold is unpublished; hook does not enforce it "

@@ -15,7 +15,7 @@ from hookcli.client import RelayApi
 from hookcli.config import Connection
 from hookcli.delivery import Attempt, RetryPolicy, deliver
 from hookcli.errors import NotFoundError, UsageError
-from hookcli.events import Event, RawRequest, parse_event
+from hookcli.events import Event, RawRequest, parse_event, with_request
 from hookcli.listen import TargetSpec
 from hookcli.protocol import Result
 from hookcli.targets import Notice as NoticeCallback
@@ -94,7 +94,7 @@ async def replay(
     delivered = failed = 0
     async with RelayApi.open(settings.connection) as api:
         plan.records += [await api.event(event_id) for event_id in settings.ids]
-        plan.owners.update({r["event"]["id"]: [settings.identity] for r in plan.records})
+        plan.owners.update({_key(r): [settings.identity] for r in plan.records})
         if settings.issue is not None:
             await _plan_issue(api, settings.issue, plan, spec, on_notice, emit)
         target = plan.target
@@ -136,14 +136,14 @@ async def replay(
                 # One delivery, recorded for each listener it stands in for (so a replayed
                 # failure stops counting as failed for that listener), saying where it went
                 # and who replayed it; the relay links it to the failure it answers.
-                for listener in plan.owners[event.id]:
+                for listener in plan.owners[event.key]:
                     await api.record(
-                        event.id,
+                        event.key,  # ID@REPLAY: the copy an archive replay stored, if any
                         listener,
                         result,
                         target=target.description,
                         replayed_by=settings.identity,
-                        replay_of=plan.answers.get(event.id),
+                        replay_of=plan.answers.get(event.key),
                     )
                 if outcome.delivered:
                     delivered += 1
@@ -177,12 +177,12 @@ async def _plan_failed(
     rows = await api.events(
         status="failed", listener=scope, since=settings.since, limit=FAILED_LIMIT, full=1
     )
-    known = {r["event"]["id"] for r in plan.records}
+    known = {_key(r) for r in plan.records}
     for row in reversed(rows):  # oldest first
-        if row["event"]["id"] not in known:
-            known.add(row["event"]["id"])
+        if _key(row) not in known:
+            known.add(_key(row))
             plan.records.append(row)
-            plan.owners[row["event"]["id"]] = [scope] if scope else _failed_listeners(row)
+            plan.owners[_key(row)] = [scope] if scope else _failed_listeners(row)
     whose = "every listener" if scope is None else scope
     found = len(plan.records) - len(settings.ids)
     if not found:
@@ -211,9 +211,10 @@ async def _plan_issue(
     if plan.target is None:
         plan.target = _recorded_target(group, spec).build(on_notice=on_notice)
     for item in events:
-        plan.records.append(await api.event(item["id"]))
-        plan.owners[item["id"]] = [group["listener"]]
-        plan.answers[item["id"]] = int(item["delivery"])
+        record = await api.event(item["id"])
+        plan.records.append(record)
+        plan.owners[_key(record)] = [group["listener"]]
+        plan.answers[_key(record)] = int(item["delivery"])
     count = len(events)
     emit(
         Notice(
@@ -281,6 +282,13 @@ def _recorded_target(group: dict[str, Any], spec: TargetSpec) -> TargetSpec:
     )
 
 
+def _key(record: dict[str, Any]) -> str:
+    """A history record's event key: its id, plus ``@replay-name`` for an archive replay's copy."""
+    event = record["event"]
+    name = event.get("replay-name")
+    return str(event["id"]) if name is None else f"{event['id']}@{name}"
+
+
 def _failed_listeners(record: dict[str, Any]) -> list[str]:
     """The listeners whose latest delivery of this event failed."""
     latest: dict[str, str] = {}
@@ -294,8 +302,10 @@ def _event_of(record: dict[str, object]) -> Event:
     body = record.get("event")
     if not isinstance(body, dict):
         raise NotFoundError("the relay returned a record without an event")
-    event = parse_event(body)
+    # The event's text as the relay stored it (newer relays), so a target gets those bytes.
+    text = record.get("event_text")
+    event = parse_event(text if isinstance(text, str) else body)
     request = record.get("request")
     if isinstance(request, dict) and "body_b64" in request:
-        event = replace(event, request=RawRequest.from_dict(request))
+        event = with_request(event, RawRequest.from_dict(request))
     return event

@@ -4,7 +4,9 @@ What moto can show: the StartReplay call as DescribeReplay echoes it (the archiv
 window, Destination.Arn = the relay's bus, FilterArns = the relay's own rule), replayed events
 reaching the relay marked with ``replay-name``, and CancelReplay on Ctrl-C. What it cannot:
 moto replays every archived event to every rule of the bus, synchronously inside StartReplay,
-ignoring FilterArns and the time window, and never reports RUNNING or EventLastReplayedTime.
+ignoring FilterArns and the time window, and never reports RUNNING or EventLastReplayedTime;
+and it gives each replayed event a new id, so whether AWS keeps the original id cannot be
+seen here (tests/test_replay_ids.py writes same-id copies into the relay's queue instead).
 """
 
 from __future__ import annotations
@@ -179,6 +181,27 @@ def test_replayed_events_reach_the_relay_marked_with_replay_name(
     code, err = show.wait()
     assert code == 0, err
     assert f"replay {name}" in show.text
+
+
+def test_a_replayed_copy_is_addressed_as_id_at_replay_name(
+    local_relay: RunningRelay, archive: str, env: dict[str, str]
+) -> None:
+    """`hook events show ID@REPLAY` finds a copy moto's replay delivered; another name 404s."""
+    ran = hook(
+        env, "replay", "--archive", archive, "--since", "1h", "--poll", "0.1", "--json",
+        "--relay", local_relay.url,
+    )  # fmt: skip
+    assert ran.code == 0, ran.stderr
+    name = replay_lines(ran.stdout)[0]["replay"]
+    wait_until(lambda: len(tagged(local_relay, archive)) == 4, what="the replayed orders")
+    copy = next(r for r in tagged(local_relay, archive) if "replay-name" in r["event"])
+    short = copy["event"]["id"][:8]
+    show = hook(env, "events", "show", f"{short}@{name}", "--json", "--relay", local_relay.url)
+    assert show.code == 0, show.stderr
+    assert [line["seq"] for line in show.lines()] == [copy["seq"]]
+    other = hook(env, "events", "show", f"{short}@not-{name}", "--relay", local_relay.url)
+    assert other.code == 5, other.stderr
+    assert "no copy from the replay" in other.stderr
 
 
 def test_ctrl_c_cancels_the_replay(

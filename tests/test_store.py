@@ -17,7 +17,14 @@ import pytest
 
 from hookcli.errors import StoreError, UsageError
 from hookcli.events import Event, EventId, RawRequest
-from hookcli.relay.store import _MIGRATIONS, APPLICATION_ID, Delivery, Store, StoredEvent
+from hookcli.relay.store import (
+    _MIGRATIONS,
+    APPLICATION_ID,
+    SCHEMA_VERSION,
+    Delivery,
+    Store,
+    StoredEvent,
+)
 
 TIMEOUT = 30.0 * float(os.environ.get("HOOK_TEST_TIMEOUT_SCALE", "1"))
 T0 = 1_700_000_000.0
@@ -800,4 +807,4 @@ def test_a_schema_1_store_is_migrated_and_keeps_its_deliveries(tmp_path: Path) -
         store.record([delivery(item, target="http://localhost:3000/")])
         assert [d.target for d in store.deliveries("old")] == [None, "http://localhost:3000/"]
         version = store._conn.execute("PRAGMA user_version").fetchone()[0]
-    assert version == 2
+    assert version == SCHEMA_VERSION

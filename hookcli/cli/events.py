@@ -159,7 +159,10 @@ def show(
     ctx: typer.Context,
     event_id: Annotated[
         str,
-        typer.Argument(help="The event id, or a unique prefix of it (as hook prints ids)."),
+        typer.Argument(
+            help="The event id, or a unique prefix of it (as hook prints ids); ID@REPLAY for"
+            " the copy an archive replay re-sent under the same id."
+        ),
     ],
     as_json: o.JsonOut = False,
     verbose: o.Verbose = False,

@@ -107,7 +107,8 @@ def replay(
 ) -> None:
     """Deliver stored events again, through the same delivery path and targets as `hook listen`.
 
-    EVENT_ID may be the short id hook prints (a unique prefix of 4+ characters). Webhooks are
+    EVENT_ID may be the short id hook prints (a unique prefix of 4+ characters); an id an
+    archive replay re-sent names the original, ID@REPLAY the replay's copy. Webhooks are
     replayed byte for byte (signatures still verify). Each result is recorded in the relay's
     history with its target, who replayed it and the failure it answers. Exit 0 when every
     replay was delivered, 1 when any failed, 2 for an ambiguous id (the candidates are

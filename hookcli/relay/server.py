@@ -259,7 +259,9 @@ class Relay:
 
     def _fan_out(self, stored: Sequence[StoredEvent]) -> None:
         for item in stored:
-            for name in self._patterns.matches(item.event.to_dict()):
+            # The event's data as its text reads (a repeated key keeps every value), as the
+            # catch-up reads below and `hook pattern test` see it.
+            for name in self._patterns.matches(item.event.document):
                 session = self._sessions.get(name)
                 if session is None or not session.live:
                     continue
@@ -460,7 +462,7 @@ class Relay:
         if patterns:
 
             def keep(item: StoredEvent) -> bool:
-                document = item.event.to_dict()
+                document = item.document()
                 return all(pattern.matches(document) for pattern in patterns)
 
         try:
@@ -494,18 +496,46 @@ class Relay:
         scope = self._authorize(request)
         item = self._find(request.match_info["id"])
         return web.json_response(
-            _history_row(item, self.store.deliveries(item.event_id), scope=scope, full=True),
+            _history_row(item, self.store.deliveries_at(item.seq), scope=scope, full=True),
             dumps=_dumps,
         )
 
     def _find(self, given: str) -> StoredEvent:
         """The event with this id, or the one whose id starts with ``given`` (what hook prints).
 
-        An ambiguous prefix is a 409 listing the candidates, so the caller can pick one.
+        A bare id names the original when an archive replay stored the event again under the
+        same id (else the earliest copy kept); ``ID@REPLAY`` (the id or a prefix of it) names
+        that replay's copy. An ambiguous prefix is a 409 listing the candidates, so the caller
+        can pick one.
         """
-        item = self.store.get(given)
+        item = self._exact(given)
         if item is not None:
             return item
+        base, at, replay = given.rpartition("@")
+        if not (at and base and replay):
+            base, replay = given, ""
+        item = self.store.get(self._full_id(base), replay or None)
+        if item is None:
+            raise NotFoundError(
+                f"event {base[:80]!r} has no copy from the replay {replay[:80]!r} on this relay",
+                hint="ID@REPLAY names the copy an archive replay re-sent (its replay-name, as"
+                " `hook events` shows); a bare id names the original",
+            )
+        return item
+
+    def _exact(self, given: str) -> StoredEvent | None:
+        """The event with exactly this id, or the copy ``ID@REPLAY`` names; None if none."""
+        item = self.store.get(given)
+        if item is None:
+            base, at, replay = given.rpartition("@")
+            if at and base and replay:
+                item = self.store.get(base, replay)
+        return item
+
+    def _full_id(self, given: str) -> str:
+        """The stored id ``given`` is, or the one it is the unique start of (404, 409 if not)."""
+        if self.store.get(given) is not None:
+            return given
         if len(given) < MIN_ID_PREFIX:
             raise NotFoundError(
                 f"no event with id {given[:80]!r} on this relay",
@@ -514,9 +544,7 @@ class Relay:
             )
         found = self.store.ids_with_prefix(given, limit=MAX_CANDIDATES + 1)
         if len(found) == 1:
-            match = self.store.get(found[0])
-            if match is not None:
-                return match
+            return found[0]
         if len(found) > 1:
             shown = found[:MAX_CANDIDATES]
             more = " (and more)" if len(found) > MAX_CANDIDATES else ""
@@ -539,7 +567,7 @@ class Relay:
         which failed delivery it answers."""
         scope = self._authorize(request)
         event_id = request.match_info["id"]
-        item = self.store.get(event_id)
+        item = self._exact(event_id)  # `ID@REPLAY`: a replayed copy stored under the same id
         if item is None:
             return _error(404, f"no event with id {event_id!r} on this relay", _RETENTION_HINT)
         try:
@@ -569,7 +597,7 @@ class Relay:
                 latest = self.store.latest_delivery(owner, item.seq)
                 if latest is not None and latest.status == "failed":
                     replay_of = latest.id
-            result = parse_result({**data, "seq": item.seq, "id": event_id})
+            result = parse_result({**data, "seq": item.seq, "id": item.event_id})
         except RecursionError:
             return _error(400, "bad result: the JSON body is nested too deeply", _RESULT_HINT)
         except (ValueError, ProtocolError) as exc:
@@ -948,9 +976,7 @@ class Relay:
             session.pos = rows[-1].seq
             pattern = session.pattern
             session.queue.extend(
-                rows
-                if pattern is None
-                else [r for r in rows if pattern.matches(json.loads(r.event_json))]
+                rows if pattern is None else [r for r in rows if pattern.matches(r.document())]
             )
         return session.queue.popleft() if session.queue else None
 
@@ -1170,6 +1196,8 @@ def _history_row(
             for d in deliveries
         ],
     }
+    if full:  # the stored text as received, for a byte-exact `hook replay`
+        row["event_text"] = item.event_json
     if item.event.request is not None and full:
         row["request"] = item.event.request.to_dict()
     elif item.event.request is not None:

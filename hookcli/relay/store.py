@@ -6,8 +6,9 @@ indexed lookups, one transaction per batch. sqlite3 errors are translated into `
 with a hint saying what to do.
 
 Tables: ``events`` (seq AUTOINCREMENT, so a seq is never reused, even after retention deleted
-it), ``deliveries`` (one row per recorded attempt, removed with their event) and ``listeners``
-(cursor and pattern per listener name). The schema version lives in ``PRAGMA user_version``;
+it; one row per event id and replay-name, the event's JSON text as received), ``deliveries``
+(one row per recorded attempt, removed with their event) and ``listeners`` (cursor and
+pattern per listener name). The schema version lives in ``PRAGMA user_version``;
 ``_MIGRATIONS`` upgrades it one step at a time.
 """
 
@@ -21,13 +22,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
 from hookcli.errors import StoreError, UsageError
-from hookcli.events import Event, RawRequest, parse_event
+from hookcli.events import Event, RawRequest, decode_event_text, parse_event, with_request
 from hookcli.failures import FailureCount, first_line
 from hookcli.protocol import Status
 
@@ -83,11 +84,49 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "ALTER TABLE deliveries ADD COLUMN replayed_by TEXT",
         "ALTER TABLE deliveries ADD COLUMN replay_of INTEGER",
     ),
+    # 2 -> 3 (issue 11): an event is unique by (id, replay-name), not id alone: if an archive
+    # replay keeps the original ids (AWS does not say), a replayed copy is a delivery of its
+    # own, not a duplicate of the original or of another replay's copy ('' = no replay-name).
+    # `repeated_keys` flags event_json texts that give a key twice, which match with every
+    # value (``events.decode_event_text``); older rows were written by json.dumps, so 0.
+    # SQLite cannot drop a UNIQUE constraint, so the table is rebuilt (the procedure of
+    # https://www.sqlite.org/lang_altertable.html#otheralter; foreign keys are off meanwhile),
+    # keeping every seq and the AUTOINCREMENT high-water mark (head).
+    (
+        """CREATE TABLE events_v3 (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL,
+            replay_name TEXT NOT NULL DEFAULT '',
+            source TEXT NOT NULL,
+            detail_type TEXT NOT NULL,
+            received REAL NOT NULL,
+            event_json TEXT NOT NULL,
+            request_head TEXT,
+            request_body BLOB,
+            repeated_keys INTEGER NOT NULL DEFAULT 0,
+            CHECK ((request_head IS NULL) = (request_body IS NULL)),
+            UNIQUE (id, replay_name)
+        )""",
+        """INSERT INTO events_v3 (seq, id, replay_name, source, detail_type, received,
+            event_json, request_head, request_body)
+            SELECT seq, id, coalesce(json_extract(event_json, '$."replay-name"'), ''), source,
+            detail_type, received, event_json, request_head, request_body FROM events""",
+        "DELETE FROM sqlite_sequence WHERE name = 'events_v3'",
+        "INSERT INTO sqlite_sequence (name, seq)"
+        " SELECT 'events_v3', seq FROM sqlite_sequence WHERE name = 'events'",
+        "DROP TABLE events",
+        "ALTER TABLE events_v3 RENAME TO events",
+        "CREATE INDEX events_received ON events (received)",
+        "CREATE INDEX events_source ON events (source)",
+        "CREATE INDEX events_detail_type ON events (detail_type)",
+    ),
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 
 _STATUSES: Final = ("delivered", "failed", "pending")
-_EVENT_COLUMNS = "e.seq, e.event_json, e.request_head, e.request_body, e.received, e.id"
+_EVENT_COLUMNS = (
+    "e.seq, e.event_json, e.request_head, e.request_body, e.received, e.id, e.repeated_keys"
+)
 _DELIVERY_COLUMNS = (
     "d.listener, d.seq, d.event_id, d.status, d.attempt, d.latency_ms, d.code, d.error, d.at,"
     " d.replay, d.target, d.replayed_by, d.replay_of, d.id"
@@ -95,10 +134,14 @@ _DELIVERY_COLUMNS = (
 # Insert-if-absent as one statement. Not `ON CONFLICT DO NOTHING`: SQLite allocates an
 # AUTOINCREMENT seq before it sees the conflict, so every SQS redelivery would burn a seq.
 _INSERT_EVENT = (
-    "INSERT INTO events"
-    " (id, source, detail_type, received, event_json, request_head, request_body)"
-    " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE NOT EXISTS (SELECT 1 FROM events WHERE id = ?1)"
+    "INSERT INTO events (id, source, detail_type, received, event_json, request_head,"
+    " request_body, replay_name, repeated_keys)"
+    " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9"
+    " WHERE NOT EXISTS (SELECT 1 FROM events WHERE id = ?1 AND replay_name = ?8)"
 )
+# Which copy a bare id names when an archive replay stored it again under the same id: the
+# original (no replay-name), else the earliest replayed copy still kept.
+_FIRST_COPY = "ORDER BY e.replay_name <> '', e.seq LIMIT 1"
 # A result for an event that retention already removed (or a seq/id mismatch) is dropped.
 log = logging.getLogger("hook.store")
 
@@ -118,7 +161,7 @@ _LATEST = (
     " WHERE d2.listener = d.listener AND d2.seq = d.seq)"
 )
 
-_Row = tuple[int, str, str | None, bytes | None, float, str]
+_Row = tuple[int, str, str | None, bytes | None, float, str, int]
 
 
 def _listener_scope(listener: str | None, within: str | None, column: str) -> tuple[str, list[Any]]:
@@ -146,6 +189,8 @@ class StoredEvent:
     received: float
     #: The id as stored (``stored_text`` of the event's id): what a result's id must match.
     event_id: str = ""
+    #: Whether ``event_json`` gives a key twice in some object (see ``document``).
+    repeated_keys: bool = False
     _event: Event | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -155,9 +200,20 @@ class StoredEvent:
         if event is None:
             event = parse_event(self.event_json)
             if self.request_json is not None:
-                event = replace(event, request=RawRequest.from_dict(json.loads(self.request_json)))
+                event = with_request(event, RawRequest.from_dict(json.loads(self.request_json)))
             object.__setattr__(self, "_event", event)
         return event
+
+    def document(self) -> Mapping[str, Any]:
+        """``event_json`` as data to match patterns against, as the relay's fan-out does.
+
+        A repeated key keeps every value (``events.decode_event_text``); the stored flag picks
+        the plain, fast ``json.loads`` for every other event.
+        """
+        event = self._event
+        if event is not None:
+            return event.document
+        return decode_event_text(self.event_json, self.repeated_keys)[0]  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,7 +349,13 @@ class Store:
                     assert seq is not None
                     stored.append(
                         StoredEvent(
-                            seq, row[4], _request_json(row[5], row[6]), moment, row[0], event
+                            seq,
+                            row[4],
+                            _request_json(row[5], row[6]),
+                            moment,
+                            row[0],
+                            bool(row[8]),
+                            event,
                         )
                     )
         return stored
@@ -333,12 +395,24 @@ class Store:
             ).fetchone()
         return 0 if row is None else int(row[0])
 
-    def get(self, event_id: str) -> StoredEvent | None:
-        """The stored event with this id, or None (never stored, or removed by retention)."""
+    def get(self, event_id: str, replay_name: str | None = None) -> StoredEvent | None:
+        """The stored event with this id, or None (never stored, or removed by retention).
+
+        An id stored more than once (an archive replay that kept it) names the original (no
+        replay-name) if it is kept, else the earliest replayed copy; ``replay_name`` picks the
+        copy of that replay ("" the original).
+        """
         with self._translate("reading an event"):
-            row = self._conn.execute(
-                f"SELECT {_EVENT_COLUMNS} FROM events e WHERE e.id = ?", (_utf8(event_id),)
-            ).fetchone()
+            if replay_name is None:
+                row = self._conn.execute(
+                    f"SELECT {_EVENT_COLUMNS} FROM events e WHERE e.id = ? {_FIRST_COPY}",
+                    (_utf8(event_id),),
+                ).fetchone()
+            else:
+                row = self._conn.execute(
+                    f"SELECT {_EVENT_COLUMNS} FROM events e WHERE e.id = ? AND e.replay_name = ?",
+                    (_utf8(event_id), _utf8(replay_name)),
+                ).fetchone()
         return None if row is None else _stored(row)
 
     def ids_with_prefix(self, prefix: str, limit: int = 10) -> list[str]:
@@ -353,7 +427,7 @@ class Store:
         low = _utf8(prefix)
         with self._translate("reading an event"):
             rows = self._conn.execute(
-                "SELECT id FROM events WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
+                "SELECT DISTINCT id FROM events WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
                 (low, low + "\U0010ffff", limit),
             ).fetchall()
         return [row[0] for row in rows]
@@ -460,12 +534,21 @@ class Store:
             db.executemany(_UPSERT_CURSOR, moves)
 
     def deliveries(self, event_id: str) -> list[Delivery]:
-        """Every attempt recorded for the event, oldest first (record order)."""
+        """Every attempt recorded for the event (the copy ``get`` names), oldest first."""
         with self._translate("reading deliveries"):
             rows = self._conn.execute(
-                f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d"
-                " WHERE d.seq = (SELECT seq FROM events WHERE id = ?) ORDER BY d.id",
+                f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d WHERE d.seq ="
+                f" (SELECT e.seq FROM events e WHERE e.id = ? {_FIRST_COPY}) ORDER BY d.id",
                 (_utf8(event_id),),
+            ).fetchall()
+        return [_delivery(row) for row in rows]
+
+    def deliveries_at(self, seq: int) -> list[Delivery]:
+        """Every attempt recorded for the event at ``seq``, oldest first (record order)."""
+        with self._translate("reading deliveries"):
+            rows = self._conn.execute(
+                f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d WHERE d.seq = ? ORDER BY d.id",
+                (seq,),
             ).fetchall()
         return [_delivery(row) for row in rows]
 
@@ -875,10 +958,12 @@ def _open(db: sqlite3.Connection, path: Path) -> None:
     # (https://www.sqlite.org/pragma.html#pragma_synchronous, https://www.sqlite.org/wal.html).
     # FULL would fsync on every commit: several ms each, for a guarantee hook does not promise.
     db.execute("PRAGMA synchronous = NORMAL")
-    db.execute("PRAGMA foreign_keys = ON")
     db.execute("PRAGMA journal_size_limit = 67108864")
     if version < SCHEMA_VERSION:
+        # Foreign keys on only after: a migration that rebuilds `events` drops the old table,
+        # which with them on would delete every delivery (ON DELETE CASCADE).
         _migrate(db)
+    db.execute("PRAGMA foreign_keys = ON")
 
 
 def _migrate(db: sqlite3.Connection) -> None:
@@ -889,6 +974,8 @@ def _migrate(db: sqlite3.Connection) -> None:
         for step in _MIGRATIONS[version:]:
             for statement in step:
                 db.execute(statement)
+        if db.execute("PRAGMA foreign_key_check").fetchone() is not None:
+            raise sqlite3.IntegrityError("a migration broke the deliveries' link to events")
         db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except BaseException:
@@ -961,10 +1048,15 @@ def _event_row(event: Event, received: float, *, ascii_only: bool) -> tuple[Any,
         )
         body = request.body
     keys = [event.id, event.source, event.detail_type]
+    # The event's text as received (``Event.to_json``), so listeners get those bytes.
+    text, repeated = event.to_json(), event.repeated_keys
     if ascii_only:
         # Index columns only (filters, get by id); the event itself keeps the escape exactly.
         keys = [_utf8(k) for k in keys]
-    return (*keys, received, _compact(event.to_dict(), ascii_only=ascii_only), head, body)
+        if _utf8(text) != text:  # a lone surrogate in the text itself: write it escaped
+            text, repeated = _compact(event.to_dict(), ascii_only=True), False
+    replay = "" if event.replay_name is None else _utf8(event.replay_name)
+    return (*keys, received, text, head, body, replay, int(repeated))
 
 
 def stored_text(text: str) -> str:
@@ -989,8 +1081,10 @@ def _request_json(head: str | None, body: bytes | None) -> str | None:
 
 
 def _stored(row: _Row) -> StoredEvent:
-    seq, event_json, head, body, received, event_id = row
-    return StoredEvent(seq, event_json, _request_json(head, body), received, event_id)
+    seq, event_json, head, body, received, event_id, repeated = row
+    return StoredEvent(
+        seq, event_json, _request_json(head, body), received, event_id, bool(repeated)
+    )
 
 
 def _delivery(row: tuple[Any, ...]) -> Delivery:

@@ -3,7 +3,11 @@
 Adapter (boto3). EventBridge delivers each event's JSON as an SQS message body. SQS is
 at-least-once, and a message is deleted only after ``commit`` returned, so an event can arrive
 twice (a crash between commit and delete, a visibility timeout during a slow commit): the
-store deduplicates on the event id, this module never does.
+store deduplicates on the event id (with its ``replay-name``), this module never does.
+
+Each body is parsed once and its text kept as received (``events.parse_event``): the relay
+stores and forwards those bytes, and a key given twice in them keeps every value for matching,
+as ``hook pattern test`` reads the same text.
 
 Blocking boto3 calls run in short-lived daemon threads rather than ``asyncio.to_thread``: a
 cancelled ``run`` returns at once while a long poll may still be in flight, and the default
@@ -20,7 +24,6 @@ import logging
 import random
 import threading
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar
 
 from botocore.exceptions import (
@@ -36,7 +39,7 @@ from botocore.exceptions import (
 )
 
 from hookcli.errors import ConfigError, InvalidEventError, SourceError
-from hookcli.events import Event, parse_event
+from hookcli.events import Event, parse_event, with_account
 from hookcli.sources.eventbridge import (
     AwsSettings,
     Provisioned,
@@ -198,8 +201,8 @@ class SqsSource:
                 if not event.account:
                     # EventBridge always sets `account`; moto's SQS target drops it. The rule is
                     # on our bus, so the bus's account is the event's: patterns on it then
-                    # behave in local mode as on AWS.
-                    event = replace(event, account=self.provisioned.account)
+                    # behave in local mode as on AWS. The rest of the text stays as received.
+                    event = with_account(event, self.provisioned.account)
                 events.append(event)
                 parsed.append(message)
         committed = True
