@@ -19,7 +19,10 @@ Receipt times are ``perf_counter`` in the target's process: CLOCK_MONOTONIC, one
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
+import random
 import tempfile
 import time
 from pathlib import Path
@@ -31,10 +34,12 @@ from _common import (
     Child,
     CpuMeter,
     Pool,
+    RawHttp,
     Running,
     bodies,
     emit,
     fill_store,
+    make_detail,
     make_events,
     ms,
     paced_posts,
@@ -51,6 +56,66 @@ LATENCY_RATE = 100.0
 LATENCY_WARMUP = 50
 LATENCY_EVENTS = 800
 POLL_SECONDS = 0.02
+WEBHOOK_EVENTS = 4_000
+WEBHOOK_SECRET = b"whsec_bench"
+
+
+def webhook_body(rng: random.Random, n: int) -> bytes:
+    """About 1 KiB of JSON, shaped like a payment provider's webhook (compact, as sent)."""
+    order = make_detail(rng, n)
+    order["items"] = [
+        {"sku": f"SKU-{rng.randrange(10_000):05d}", "qty": rng.randrange(1, 5), "price": 9.5}
+        for _ in range(8)
+    ]
+    body = {
+        "id": f"evt_{rng.getrandbits(64):016x}",
+        "object": "event",
+        "type": "order.paid",
+        "created": 1735689600 + n,
+        "livemode": False,
+        "data": {"object": order},
+        "request": {"id": f"req_{rng.getrandbits(48):012x}", "idempotency_key": None},
+    }
+    text = json.dumps(body, separators=(",", ":")).encode()
+    return text + b" " * max(0, 1024 - len(text))  # padding keeps it valid JSON, 1 KiB
+
+
+def webhook_request(n: int, body: bytes, host: str) -> bytes:
+    """A signed webhook POST as a provider sends it: several headers, a signature over the body."""
+    stamp = str(1735689600 + n)
+    signature = hmac.new(WEBHOOK_SECRET, stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return (
+        f"POST /v1/ingest/payments HTTP/1.1\r\nHost: {host}\r\n"
+        "User-Agent: Payments/1.0 (+https://payments.example/docs/webhooks)\r\n"
+        "Content-Type: application/json; charset=utf-8\r\n"
+        f"Payments-Signature: t={stamp},v1={signature}\r\n"
+        f"X-Request-Id: req-{n:08d}\r\nAccept: */*\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+async def post_webhooks(relay_url: str, count: int, seed: int, connections: int = 4) -> None:
+    """Store ``count`` webhooks in the relay through ``POST /v1/ingest/payments``."""
+    rng = random.Random(seed)
+    host = relay_url.split("//", 1)[1]
+    requests = [webhook_request(n, webhook_body(rng, n), host) for n in range(count)]
+    following = iter(requests)
+
+    async def sender() -> None:
+        http = await RawHttp.open(relay_url)
+        try:
+            for request in following:
+                http.writer.write(request)
+                head = await http.reader.readuntil(b"\r\n\r\n")
+                if head[9:12] != b"202":
+                    raise RuntimeError(f"ingest answered {head[:40]!r}")
+                marker = head.lower().find(b"content-length:")
+                await http.reader.readexactly(int(head[marker + 15 : head.index(b"\r\n", marker)]))
+        finally:
+            await http.close()
+
+    async with asyncio.timeout(PHASE_SECONDS):
+        await asyncio.gather(*(sender() for _ in range(connections)))
 
 
 async def target_stats(
