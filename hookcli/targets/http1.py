@@ -240,7 +240,8 @@ def _parse_head(data: bytes) -> tuple[int, str, dict[str, str], bool]:
     headers: dict[str, str] = {}
     for line in lines[1:]:
         name, colon, value = line.partition(":")
-        if not colon or not _TOKEN.fullmatch(name):
+        # Only the colon is checked: the names read here are compared, never sent anywhere.
+        if not colon:
             raise _Malformed(f"header line {line[:80]!r}")
         key = name.lower()
         value = value.strip(" \t")
