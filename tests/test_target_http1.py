@@ -18,7 +18,7 @@ from hookcli.events import Event, EventId, RawRequest, event_from_request
 from hookcli.targets import Outcome, make_target
 from hookcli.targets.http import RESPONSE_LIMIT
 
-from conftest import UNIT, run
+from conftest import UNIT, async_wait_until, run
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 #: Closes the connection after answering.
@@ -234,3 +234,46 @@ def test_a_header_that_would_break_the_request_is_not_sent(
     assert (outcome.delivered, outcome.retryable) == (False, False)
     assert (outcome.error or "").startswith("cannot send this request: ")
     assert server.requests == []
+
+
+def test_a_stalled_request_times_out_and_the_next_one_is_served() -> None:
+    """No answer within the attempt's timeout: a retryable failure; the pool goes on working."""
+    stall = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nok"  # 8 bytes never come
+
+    async def scenario() -> list[Outcome]:
+        async with scripted(stall, OK) as server:
+            target = make_target(url=f"127.0.0.1:{server.port}")
+            await target.start()
+            try:
+                return [await target.deliver(event(n), 1, 0.2) for n in (1, 2)]
+            finally:
+                await target.close()
+
+    first, second = run(scenario())
+    assert (first.delivered, first.retryable, first.error) == (
+        False,
+        True,
+        "no response within 0.2 s",
+    )
+    assert second.delivered
+
+
+def test_cancelling_a_delivery_cancels_it_and_is_not_a_timeout() -> None:
+    """A delivery cancelled from outside (Ctrl-C) raises CancelledError, not a failed outcome."""
+    stall = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nok"
+
+    async def scenario() -> None:
+        async with scripted(stall, OK) as server:
+            target = make_target(url=f"127.0.0.1:{server.port}")
+            await target.start()
+            try:
+                delivery = asyncio.create_task(target.deliver(event(), 1, UNIT))
+                await async_wait_until(lambda: bool(server.requests), what="the request")
+                delivery.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await delivery
+                assert (await target.deliver(event(2), 1, UNIT)).delivered
+            finally:
+                await target.close()
+
+    run(scenario())

@@ -117,8 +117,9 @@ class HttpTarget:
         started = time.perf_counter()
         try:
             data = request_bytes(method, target, headers, body)
-            async with asyncio.timeout(timeout):
-                answer = await self._pool.request(data, head=method == "HEAD", limit=RESPONSE_LIMIT)
+            answer = await self._pool.request(
+                data, head=method == "HEAD", limit=RESPONSE_LIMIT, timeout=timeout
+            )
         except TimeoutError:
             return _failed(started, action, True, f"no response within {timeout:g} s")
         except HttpFailure as exc:
@@ -164,7 +165,7 @@ class HttpTarget:
         """Close the pooled connections."""
         pool, self._pool = self._pool, None
         if pool is not None:
-            pool.close()
+            await pool.close()
 
     def _tls_error(self, exc: ssl.SSLError) -> str:
         """What a TLS failure means; the common one first: https:// to a plain-HTTP app, whose

@@ -15,6 +15,7 @@ asked to close it; anything else (a cap reached, a timeout, a cancellation, an e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import re
 import socket
@@ -22,6 +23,7 @@ import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 # RFC 9110 section 5.6.2: a header name and a method are tokens.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -30,6 +32,8 @@ _NO_BODY_STATUSES = frozenset({204, 304})
 # Methods that get no ``Content-Length: 0`` when they have no body (what aiohttp, curl and
 # browsers do: a bodiless GET stays bodiless, a bodiless POST says it has none).
 _BODILESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+#: Seconds between checks of the requests' deadlines (how late a timeout may fire).
+DEADLINE_TICK = 0.05
 #: Longest status line plus headers read from the target.
 HEAD_LIMIT = 64 * 1024
 
@@ -109,9 +113,46 @@ class Pool:
         self.size = size
         self.keepalive = keepalive
         self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
+        self._loop = asyncio.get_running_loop()
+        #: Requests in flight: their task and when they time out.
+        self._deadlines: dict[asyncio.Task[Any], float] = {}
+        self._expired: set[asyncio.Task[Any]] = set()
+        self._tick: asyncio.TimerHandle | None = None
 
-    async def request(self, data: bytes, *, head: bool, limit: int) -> Answer:
-        """Send one request's bytes and read its answer (``head``: a HEAD request, no body)."""
+    async def request(self, data: bytes, *, head: bool, limit: int, timeout: float) -> Answer:
+        """Send one request's bytes and read its answer (``head``: a HEAD request, no body);
+        TimeoutError when it takes over ``timeout`` seconds (connecting included)."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._deadlines[task] = self._loop.time() + timeout
+        if self._tick is None:
+            self._tick = self._loop.call_later(DEADLINE_TICK, self._expire)
+        try:
+            return await self._exchange(data, head, limit)
+        except asyncio.CancelledError:
+            # Cancelled by _expire (and by nobody else as well): this request timed out.
+            if task in self._expired and task.uncancel() == 0:
+                raise TimeoutError from None
+            raise
+        finally:
+            del self._deadlines[task]
+            self._expired.discard(task)
+
+    def _expire(self) -> None:
+        """Cancel the requests past their deadline; tick again while any is in flight.
+
+        One timer for every request in flight instead of one ``asyncio.timeout`` per request
+        (a heap entry pushed and cancelled per event): a timeout fires at most DEADLINE_TICK
+        late, which an attempt's timeout of seconds does not notice.
+        """
+        now = self._loop.time()
+        for task, deadline in self._deadlines.items():
+            if deadline <= now and task not in self._expired:
+                self._expired.add(task)
+                task.cancel()
+        self._tick = self._loop.call_later(DEADLINE_TICK, self._expire) if self._deadlines else None
+
+    async def _exchange(self, data: bytes, head: bool, limit: int) -> Answer:
         reader, writer = await self._acquire()
         reusable = False
         try:
@@ -192,11 +233,17 @@ class Pool:
         reason = errors[-1].strerror or str(errors[-1]) if errors else "no address"
         raise ConnectFailure(f"cannot connect to {self.where}: {reason}", refused=False)
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Close the idle connections (those in use close when their request ends)."""
+        if self._tick is not None:
+            self._tick.cancel()
+            self._tick = None
         idle, self._idle = self._idle, []
         for _, writer, _ in idle:
             writer.close()
+        for _, writer, _ in idle:
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
 
 
 class _Malformed(Exception):
