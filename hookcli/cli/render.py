@@ -277,13 +277,19 @@ class TerminalRenderer:
         self.total: int | None = None
         #: The listener's identity, from its ready line: the status line repeats it.
         self.identity = ""
-        self.live = Live(self._status(), console=self.console, refresh_per_second=4, transient=True)
+        # The status line is built when Live redraws it (4 times a second), not per update:
+        # at hundreds of events a second that is most of what a line-less update costs.
+        self.live = Live(
+            console=self.console,
+            refresh_per_second=4,
+            transient=True,
+            get_renderable=self._status,
+        )
         self.live.start()
 
     def set_total(self, total: int) -> None:
         """Replay knows how many events it will deliver: show a progress bar past a few."""
         self.total = total if total > 5 else None
-        self._refresh()
 
     # The status line: what a developer glances at to know the tunnel is alive.
     def _status(self) -> Any:
@@ -321,9 +327,6 @@ class TerminalRenderer:
         if len(recent) > 1:
             text.append(f"   {len(recent) / max(now - recent[0], 1.0):.1f}/s", style="dim")
         return text
-
-    def _refresh(self) -> None:
-        self.live.update(self._status())
 
     def _line(self, event: Event, tail: Any) -> Any:
         from rich.text import Text
@@ -376,7 +379,6 @@ class TerminalRenderer:
                 print_(Text(update.message, style=style))
             case Caught():
                 pass
-        self._refresh()
 
     def _ready(self, update: Ready) -> None:
         from rich.text import Text
