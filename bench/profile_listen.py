@@ -54,7 +54,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 profile = ["-m", "cProfile", "-o", args.profile] if args.profile else []
                 hookcli = ["-m", "hookcli"]
                 if args.code:  # another checkout's hook listen, for an A/B run
-                    hookcli = ["-c", _RUN_FROM.format(code=str(Path(args.code).resolve()))]
+                    launcher = data / "hook_from_checkout.py"  # a file: cProfile runs files
+                    launcher.write_text(_RUN_FROM.format(code=str(Path(args.code).resolve())))
+                    hookcli = [str(launcher)]
                 child = await Child.start(
                     [python(), *profile, *hookcli, "listen", "--relay", relay.url]
                     + ["--target", f"127.0.0.1:{target.port}", "--name", "profile"]
@@ -88,8 +90,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if got < args.count:
         figures["stderr"] = err
     if args.profile:
+        figures["calls_per_event"] = calls_per_event(args.profile, got)
         figures["top"] = top_functions(args.profile, got, args.top)
     return figures
+
+
+def calls_per_event(path: str, events: int) -> float:
+    """Python-level calls per event in the profile (start-up included): steps, load-free."""
+    stats = pstats.Stats(path)
+    return round(stats.total_calls / events, 1)  # type: ignore[attr-defined]
 
 
 def top_functions(path: str, events: int, count: int) -> list[str]:
