@@ -190,10 +190,11 @@ class HttpTarget:
     ) -> list[tuple[str, str]]:
         """Host, then the request's headers in order, repeats kept, minus hop-by-hop ones
         (``keep_host``: the request's own Host, where it was)."""
+        keyed = [(name.lower(), name, value) for name, value in request.headers]
         named_by_connection = {
             token.strip().lower()
-            for name, value in request.headers
-            if name.lower() == "connection"
+            for key, _, value in keyed
+            if key == "connection"
             for token in value.split(",")
         }
         headers = [] if self._keep_host else [("Host", self._host_header)]
@@ -201,8 +202,7 @@ class HttpTarget:
         # case-insensitive, RFC 9110 section 5.1, and signatures cover values, not the case of
         # names); the hook headers follow the sender's.
         spelling: dict[str, str] = {}
-        for name, value in request.headers:
-            key = name.lower()
+        for key, name, value in keyed:
             if key in _DROPPED or key.startswith("proxy-") or key in named_by_connection:
                 continue
             if key == "host" and not self._keep_host:

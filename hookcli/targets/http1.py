@@ -78,10 +78,13 @@ def request_bytes(
     if not _TOKEN.fullmatch(method):
         raise ValueError(f"method {method!r} is not an HTTP token")
     lines = [f"{method} {target} HTTP/1.1"]
-    for name, value in headers:
-        if not _TOKEN.fullmatch(name):
-            raise ValueError(f"header name {name!r} is not an HTTP token")
-        lines.append(f"{name}: {value}")
+    lines += [f"{name}: {value}" for name, value in headers]
+    # Every name a token: one match over them all (tokens joined are a token), then which.
+    if not _TOKEN.fullmatch("".join(name for name, _ in headers) or "x") or not all(
+        name for name, _ in headers
+    ):
+        bad = next(name for name, _ in headers if not _TOKEN.fullmatch(name))
+        raise ValueError(f"header name {bad!r} is not an HTTP token")
     if body or method not in _BODILESS_METHODS:
         lines.append(f"Content-Length: {len(body)}")
     text = "\r\n".join(lines)
