@@ -55,6 +55,10 @@ Emit = Callable[[Update], None]
 #: Event keys (id, @replay-name) remembered to suppress duplicates (an event re-sent after a
 #: reconnect).
 REMEMBER = 10_000
+#: Seconds a result may wait for the results of events queued behind it (see _answer).
+ANSWER_DELAY = 0.005
+#: Seconds a stopping listener waits for its last results to be sent.
+ANSWER_FLUSH_SECONDS = 1.0
 
 
 def send_hint(pattern: Mapping[str, Any]) -> str:
@@ -273,10 +277,14 @@ class _Listener:
         self.waiting: set[str] = set()
         self.reconnects = 0
         self.answers: list[Result] = []
+        self.answer_timer: asyncio.TimerHandle | None = None
+        #: Results per message at most while catching up (set from the window in run()).
+        self.answer_batch = 16
         self.senders: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
         window = min(max(32, 4 * self.settings.concurrency), 1000)
+        self.answer_batch = window // 2
         subscribe = Subscribe(
             name=self.settings.name,
             pattern=self.settings.pattern,
@@ -302,10 +310,20 @@ class _Listener:
             for task in done:
                 task.result()
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            self.emit(State(ConnectionState.CLOSED))
+            streaming, workers = tasks[0], tasks[1:]
+            try:
+                for task in workers:
+                    task.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
+                # Then the results still waiting for company leave, while the connection is
+                # open: an event delivered but not answered would be delivered again later.
+                self._send_answers()
+                if self.senders:
+                    await asyncio.wait(self.senders, timeout=ANSWER_FLUSH_SECONDS)
+            finally:
+                streaming.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                self.emit(State(ConnectionState.CLOSED))
 
     async def on_ready(
         self, ws: ClientConnection, welcome: Welcome, subscribed: Subscribed
@@ -377,16 +395,32 @@ class _Listener:
             )
 
     def _answer(self, result: Result) -> None:
-        """Queue a result; those finished in the same loop pass leave in one message."""
+        """Queue a result to leave with others in one ``results`` message.
+
+        Live (nothing else queued), it leaves on the next loop pass with whatever finished in
+        the same pass, as soon as before. While catching up on a backlog it waits up to
+        ANSWER_DELAY for the results of the events queued behind it (at most half the window,
+        so the relay never stalls on a full window): one websocket frame and one wake-up of
+        the relay per batch instead of per event, far inside any ack wait.
+        """
         self.answers.append(result)
-        if len(self.answers) == 1:
-            sender = asyncio.create_task(self._send_answers())
+        if len(self.answers) >= self.answer_batch:
+            self._send_answers()
+        elif self.answer_timer is None:
+            delay = 0.0 if self.queue.empty() else ANSWER_DELAY
+            self.answer_timer = asyncio.get_running_loop().call_later(delay, self._send_answers)
+
+    def _send_answers(self) -> None:
+        if self.answer_timer is not None:
+            self.answer_timer.cancel()
+            self.answer_timer = None
+        batch, self.answers = self.answers, []
+        if batch:
+            sender = asyncio.create_task(self._send(batch))
             self.senders.add(sender)
             sender.add_done_callback(self.senders.discard)
 
-    async def _send_answers(self) -> None:
-        await asyncio.sleep(0)  # let the other workers of this pass add theirs
-        batch, self.answers = self.answers, []
+    async def _send(self, batch: list[Result]) -> None:
         await send_results(self.ws, batch)
 
     async def _deliver(self, seq: int, event: Event) -> tuple[Outcome, int]:

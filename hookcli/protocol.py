@@ -541,9 +541,10 @@ def _decode_event(text: str) -> EventMessage | None:
 
 
 def _with_request(event: Event, request: RawRequest) -> Event:
-    from dataclasses import replace
-
-    return replace(event, request=request)
+    # The event was just parsed and is not shared yet: set the field instead of copying every
+    # field with dataclasses.replace (once per webhook on the listener's hot path).
+    object.__setattr__(event, "request", request)
+    return event
 
 
 def _live(data: Mapping[str, Any]) -> Live:

@@ -796,6 +796,26 @@ def test_concurrency_8_delivers_every_event_exactly_once(
     assert 2 <= app.most_in_flight <= 8
 
 
+def test_every_result_printed_is_recorded_when_stopped_while_catching_up(
+    relay: RunningRelay, http_target: RecordingTarget, hook: Callable[..., Hook]
+) -> None:
+    """Results batched while catching up on a backlog are sent before a stopping listener
+    exits: every event it printed as delivered is answered, so none comes again."""
+    backlog = [ingest(relay.url, "shop", {"n": n}) for n in range(300)]
+    listener = hook(
+        *listen(relay.url, "batched", "--target", http_target.url, "--json"),
+        "--from",
+        str(backlog[0]["seq"]),
+    )
+    listener.wait_ready()
+    wait_until(lambda: len(http_target.requests) >= 100, UNIT * 2, "a third of the backlog")
+    listener.proc.send_signal(signal.SIGINT)
+    assert listener.wait_exit() == 130
+    printed = {r["id"] for r in listener.results() if r["status"] == "delivered"}
+    assert 100 <= len(printed) < 300  # stopped mid-backlog, with results in flight
+    wait_until(lambda: recorded(relay.url, "batched") == printed, what="every result recorded")
+
+
 # ----------------------------------------------------------------------------- exec and handler
 
 
