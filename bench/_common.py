@@ -272,6 +272,13 @@ class Running:
         return int(self.url.rsplit(":", 1)[1])
 
 
+def relay_auth() -> dict[str, str]:
+    """The local token's header: since issue 8 the relay's stream and API need it (loopback too)."""
+    from hookcli.config import ensure_local_token
+
+    return {"Authorization": f"Bearer {ensure_local_token()}"}
+
+
 @contextlib.asynccontextmanager
 async def relay_process(data_dir: Path, *extra: str) -> AsyncIterator[Running]:
     """``hook relay serve --ingest-only`` as users run it, in its own process."""

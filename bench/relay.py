@@ -45,6 +45,7 @@ from _common import (
     ms,
     paced_posts,
     per_event,
+    relay_auth,
     relay_process,
     result_item,
     result_message,
@@ -130,7 +131,12 @@ async def catch_up(work: Path) -> dict[str, Any]:
     fill_seconds = time.perf_counter() - started
     base = await ceiling(CATCHUP_EVENTS)
     async with relay_process(data) as relay:
-        async with connect(ws_url(relay.url), compression=None, max_size=MAX_MESSAGE) as ws:
+        async with connect(
+            ws_url(relay.url),
+            compression=None,
+            max_size=MAX_MESSAGE,
+            additional_headers=relay_auth(),
+        ) as ws:
             await subscribe(ws, "catchup", {}, 0, window=1000)
             meter = CpuMeter(relay=relay.pid)
             seconds, received, ordered = await receive_all(ws, CATCHUP_EVENTS, answer=True)
@@ -185,7 +191,12 @@ async def measure_live(
     receipts = Receipts()
     async with (
         Pool(server.url, 16) as pool,
-        connect(stream_url, compression=None, max_size=MAX_MESSAGE) as ws,
+        connect(
+            stream_url,
+            compression=None,
+            max_size=MAX_MESSAGE,
+            additional_headers=relay_auth(),
+        ) as ws,
     ):
         if hook:
             await subscribe(ws, "live", {}, "now", window=1000)
@@ -300,7 +311,12 @@ async def measure_fanout(
     listeners: dict[str, Listener] = {}
     for index in range(FANOUT_LISTENERS):
         name = customer(index)
-        ws = await connect(stream_url(name), compression=None, max_size=MAX_MESSAGE)
+        ws = await connect(
+            stream_url(name),
+            compression=None,
+            max_size=MAX_MESSAGE,
+            additional_headers=relay_auth(),
+        )
         if hook:
             await subscribe(ws, f"fan-{name}", {"detail": {"customer": [name]}}, "now")
         listeners[name] = Listener(ws, answer=hook)
