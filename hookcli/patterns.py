@@ -29,8 +29,10 @@ import ipaddress
 import json
 import math
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import ROUND_HALF_EVEN, Context, Decimal
+from heapq import heappop, heappush
 from typing import Any, NoReturn, TypeAlias
 
 from hookcli.errors import InvalidPatternError
@@ -1182,6 +1184,7 @@ class _Condition:
 
     __slots__ = (
         "path",
+        "items",
         "nav",
         "collect",
         "pred",
@@ -1193,6 +1196,7 @@ class _Condition:
 
     def __init__(self, path: str, values: _Values) -> None:
         self.path = path
+        self.items = values.items  # what PatternSet indexes
         self.nav = _navigator(path)
         self.collect = _navigator(path, general_only=True)
         compiled = _compile_values(values.items)
@@ -1978,38 +1982,579 @@ def pattern_from_filters(
     return combined
 
 
-_Ref: TypeAlias = tuple[str, _Rule]
+# --------------------------------------------------------------------------------------------
+# PatternSet: every sub-rule is one bit; each path's index says which bits a leaf satisfies
+# --------------------------------------------------------------------------------------------
+
+_SUBSTRINGS = 2048  # past this many (length, offset) probes a string tests its wildcards directly
+
+
+class _Affixes:
+    """Prefixes or suffixes at one path (maybe case-folded, §5), each with the bits it serves.
+
+    A string looks up its head (or tail) once per distinct length present, so the cost follows
+    how many lengths there are, not how many affixes.
+    """
+
+    __slots__ = ("table", "lengths", "tail", "fold")
+
+    def __init__(self, tail: bool, fold: bool) -> None:
+        self.table: dict[str, int] = {}
+        self.lengths: tuple[int, ...] = ()
+        self.tail = tail
+        self.fold = fold
+
+    def finish(self) -> None:
+        self.lengths = tuple(sorted({len(text) for text in self.table}))
+
+    def hits(self, value: str) -> int:
+        """The bits of every affix that ``value`` starts (ends) with."""
+        table = self.table
+        size = len(value)
+        found = 0
+        for length in self.lengths:
+            if length > size:
+                break
+            part = value[size - length :] if self.tail else value[:length]
+            if self.fold:
+                if not part.isascii():
+                    break  # §5: an ASCII text never folds onto a longer non-ASCII part either
+                part = part.lower()
+            mask = table.get(part)
+            if mask is not None:
+                found |= mask
+        return found
+
+
+def _prefix_or(pairs: list[tuple[int, int]], reverse: bool) -> tuple[list[int], list[int]]:
+    """Sorted keys and the OR of every mask up to each key (from each key on, if ``reverse``)."""
+    pairs.sort(key=lambda pair: pair[0])
+    keys = [key for key, _ in pairs]
+    masks = [mask for _, mask in pairs]
+    order = range(len(masks) - 2, -1, -1) if reverse else range(1, len(masks))
+    step = 1 if reverse else -1
+    for i in order:
+        masks[i] |= masks[i + step]
+    return keys, masks
+
+
+class _Ranges:
+    """Numeric ranges (§8) at one path: a number finds the bits of every range holding it by
+    bisection, O(log n) whatever their number.
+
+    The distinct bounds cut the number line into regions (below the first bound, at it, between
+    it and the next, ...). A lower-bounded range holds the regions from its start on, so the
+    bits holding a region are an OR over the starts up to it: one prefix OR, precomputed; upper
+    bounds mirror it. A two-sided range must pass both tests, which a bit can only be trusted
+    to do for one such range at the path (``_PathIndex`` sends any second one to ``generic``).
+    """
+
+    __slots__ = ("lower", "upper", "both", "bounds", "lows", "highs", "spans")
+
+    def __init__(self) -> None:
+        self.lower: dict[_Range, int] = {}  # [">", n] and [">=", n]
+        self.upper: dict[_Range, int] = {}  # ["<", n] and ["<=", n]
+        self.both: dict[_Range, int] = {}
+        self.bounds: list[float] = []
+        empty: tuple[list[int], list[int]] = ([], [])
+        self.lows = self.highs = empty
+        self.spans = (empty, empty)
+
+    def __bool__(self) -> bool:
+        return bool(self.lower or self.upper or self.both)
+
+    def finish(self) -> None:
+        ranges = [*self.lower, *self.upper, *self.both]
+        bounds = sorted({b for low, _, high, _ in ranges for b in (low, high) if b is not None})
+        self.bounds = bounds
+
+        def start(limit: _Range) -> int:
+            low, low_open = limit[0], limit[1]
+            if low is None:
+                return 0
+            return 2 * bisect_left(bounds, low) + (2 if low_open else 1)
+
+        def end(limit: _Range) -> int:
+            high, high_open = limit[2], limit[3]
+            if high is None:
+                return 2 * len(bounds)
+            return 2 * bisect_left(bounds, high) + (0 if high_open else 1)
+
+        self.lows = _prefix_or([(start(r), m) for r, m in self.lower.items()], reverse=False)
+        self.highs = _prefix_or([(end(r), m) for r, m in self.upper.items()], reverse=True)
+        self.spans = (
+            _prefix_or([(start(r), m) for r, m in self.both.items()], reverse=False),
+            _prefix_or([(end(r), m) for r, m in self.both.items()], reverse=True),
+        )
+
+    def hits(self, number: float) -> int:
+        """The bits of every range holding ``number`` (a comparable float64)."""
+        bounds = self.bounds
+        i = bisect_left(bounds, number)
+        region = 2 * i + 1 if i < len(bounds) and bounds[i] == number else 2 * i
+        found = 0
+        keys, masks = self.lows
+        if keys:
+            k = bisect_right(keys, region) - 1
+            if k >= 0:
+                found = masks[k]
+        keys, masks = self.highs
+        if keys:
+            k = bisect_left(keys, region)
+            if k < len(keys):
+                found |= masks[k]
+        (starts, from_start), (ends, to_end) = self.spans
+        if starts:
+            k = bisect_right(starts, region) - 1
+            j = bisect_left(ends, region)
+            if k >= 0 and j < len(ends):
+                found |= from_start[k] & to_end[j]
+        return found
+
+
+_Glob: TypeAlias = tuple[_Pred, int]
+
+
+class _Globs:
+    """Wildcards (§6) at one path, each filed under one of its literal segments, so a string
+    tests only those whose segment it holds: the head as a prefix, else the tail as a suffix,
+    else the longest middle segment as a substring of it."""
+
+    __slots__ = ("table", "tests", "heads", "tails", "middles")
+
+    def __init__(self) -> None:
+        self.table: dict[tuple[str, ...], int] = {}
+        self.tests: dict[tuple[str, ...], _Pred] = {}
+        empty: tuple[dict[str, list[_Glob]], tuple[int, ...]] = ({}, ())
+        self.heads = self.tails = self.middles = empty
+
+    def finish(self) -> None:
+        tests = {segments: self.tests.get(segments) for segments in self.table}
+        heads: dict[str, list[_Glob]] = {}
+        tails: dict[str, list[_Glob]] = {}
+        middles: dict[str, list[_Glob]] = {}
+        for segments, mask in self.table.items():
+            test = tests[segments]
+            if test is None:
+                test = tests[segments] = _wildcard(segments)
+            if segments[0]:
+                heads.setdefault(segments[0], []).append((test, mask))
+            elif segments[-1]:
+                tails.setdefault(segments[-1], []).append((test, mask))
+            else:  # "*" alone is a prefix, and "**" is invalid: a middle segment is never ""
+                middles.setdefault(max(segments, key=len), []).append((test, mask))
+        self.tests = tests  # type: ignore[assignment]
+        self.heads, self.tails, self.middles = (
+            (table, tuple(sorted({len(key) for key in table}))) for table in (heads, tails, middles)
+        )
+
+    def hits(self, value: str) -> int:
+        """The bits of every wildcard that ``value`` matches."""
+        size = len(value)
+        found = 0
+        buckets: list[list[_Glob]] = []
+        table, lengths = self.heads
+        for length in lengths:
+            if length > size:
+                break
+            bucket = table.get(value[:length])
+            if bucket is not None:
+                buckets.append(bucket)
+        table, lengths = self.tails
+        for length in lengths:
+            if length > size:
+                break
+            bucket = table.get(value[size - length :])
+            if bucket is not None:
+                buckets.append(bucket)
+        table, lengths = self.middles
+        if lengths:
+            if size * len(lengths) > _SUBSTRINGS:  # a long string: test each one, bounded
+                buckets.extend(table.values())
+            else:
+                parts = {
+                    value[start : start + length]
+                    for length in lengths
+                    for start in range(size - length + 1)
+                }
+                for part in parts:
+                    bucket = table.get(part)
+                    if bucket is not None:
+                        buckets.append(bucket)
+        for bucket in buckets:
+            for test, mask in bucket:
+                if test(value):
+                    found |= mask
+        return found
+
+
+class _PathIndex:
+    """Every condition the set's sub-rules place on one path, indexed by what a leaf can hit.
+
+    Each value-list item (§1.4: OR'ed) files the sub-rule's bit under its key: exact strings,
+    numbers, case-folded texts in dicts; prefixes and suffixes by length (``_Affixes``); ranges
+    by bisection (``_Ranges``); wildcards by a literal segment (``_Globs``); anything-but as
+    "every bit of that kind, minus those a value's exclusion lists name". ``hits`` ORs a leaf's
+    bits together, exactly as ``_compile_values``' predicate would judge each item. What has no
+    exact index (non-ASCII ignore-case, a second anything-but or two-sided range of one list)
+    keeps its own predicate in ``generic``.
+    """
+
+    __slots__ = (
+        "path",
+        "constrained",
+        "absent_ok",
+        "unconstrained",
+        "absent",
+        "masks",
+        "strings",
+        "addresses",
+        "numbers",
+        "number_texts",
+        "cidrs",
+        "folded",
+        "affixes",
+        "ranges",
+        "globs",
+        "not_strings",
+        "not_numbers",
+        "not_affixes",
+        "not_folded",
+        "not_globs",
+        "generic",
+        "undo",
+        "on_true",
+        "on_false",
+        "on_null",
+        "on_string",
+        "on_number",
+        "string_affixes",
+        "cidr_list",
+        "generic_list",
+        "any_not",
+    )
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.constrained = 0  # bits with a condition here
+        self.absent_ok = 0  # bits whose condition here allows no leaf (exists:false, §9)
+        self.unconstrained = self.absent = -1
+        self.masks: dict[str, int] = {}  # bits per kind-wide key ("any", "true", ...)
+        self.strings: dict[str, int] = {}
+        self.addresses: dict[tuple[int, int], int] = {}  # §3: address literals, any spelling
+        self.numbers: dict[float, int] = {}  # §3/§8: comparable exact numbers and ["=", n]
+        self.number_texts: dict[str, int] = {}  # §8: numbers event-ruler cannot compare
+        self.cidrs: dict[tuple[int, int, int], int] = {}
+        self.folded: dict[str, int] = {}  # equals-ignore-case, ASCII, lowered
+        self.affixes = {
+            kind: _Affixes(tail, fold)
+            for kind, tail, fold in (
+                (_PREFIX, False, False),
+                (_SUFFIX, True, False),
+                (_PREFIX_EIC, False, True),
+                (_SUFFIX_EIC, True, True),
+            )
+        }
+        self.ranges = _Ranges()
+        self.globs = _Globs()
+        self.not_strings: dict[str, int] = {}
+        self.not_numbers: dict[float, int] = {}
+        self.not_affixes = {_NOT_PREFIX: _Affixes(False, False), _NOT_SUFFIX: _Affixes(True, False)}
+        self.not_folded: dict[str, int] = {}
+        self.not_globs = _Globs()
+        self.generic: dict[int, tuple[int, list[_Pred]]] = {}
+        self.undo: dict[int, list[tuple[dict[Any, int], Any]]] = {}
+        self.on_true = self.on_false = self.on_null = self.on_string = self.on_number = 0
+        self.string_affixes: tuple[_Affixes, ...] = ()
+        self.cidr_list: tuple[tuple[tuple[int, int, int], int], ...] = ()
+        self.generic_list: tuple[tuple[_Pred, int], ...] = ()
+        self.any_not: tuple[int, int, int, int, int, int] = (0, 0, 0, 0, 0, 0)
+
+    def add(self, index: int, condition: _Condition) -> None:
+        """File sub-rule ``index``'s condition here (a sub-rule has one condition per path)."""
+        bit = 1 << index
+        records = self.undo.setdefault(index, [])
+        generic: list[_Pred] = []
+
+        def put(table: dict[Any, int], key: Any) -> None:
+            old = table.get(key, 0)
+            if not old & bit:
+                table[key] = old | bit
+                records.append((table, key))
+
+        self.constrained |= bit
+        if condition.allow_absent:
+            self.absent_ok |= bit
+        not_strings: frozenset[str] | None = None
+        not_numbers: frozenset[float] | None = None
+        seen: set[str] = set()  # kinds indexed once per list: a second one goes to generic
+        for item in condition.items:
+            kind, arg = item
+            if kind == _EXACT:
+                if arg.__class__ is str:
+                    put(self.strings, arg)
+                    address = _parse_ip(arg)
+                    if address is not None:
+                        put(self.addresses, address)
+                elif arg is True or arg is False or arg is None:
+                    put(self.masks, json.dumps(arg))
+                else:
+                    comparable = _comparable(arg.text, arg.value)
+                    if comparable is not None:
+                        put(self.numbers, comparable)
+                    else:
+                        put(self.number_texts, arg.text)
+            elif kind == _EXACTLY:
+                put(self.strings, arg)
+            elif kind == _WILDCARD:
+                if len(arg) == 1:
+                    put(self.strings, arg[0])  # §6: no star is plain equality
+                elif len(arg) == 2 and not arg[1]:
+                    put(self.affixes[_PREFIX].table, arg[0])
+                elif len(arg) == 2 and not arg[0]:
+                    put(self.affixes[_SUFFIX].table, arg[1])
+                else:
+                    put(self.globs.table, arg)
+            elif kind in (_PREFIX, _SUFFIX):
+                put(self.affixes[kind].table, arg)
+            elif kind in (_EIC, _PREFIX_EIC, _SUFFIX_EIC) and arg.isascii():
+                table = self.folded if kind == _EIC else self.affixes[kind].table
+                put(table, arg.lower())
+            elif kind == _NUMERIC:
+                low, _, high, _ = arg
+                if low is not None and low == high:
+                    put(self.numbers, low)  # ["=", n]
+                elif high is None:
+                    put(self.ranges.lower, arg)
+                elif low is None:
+                    put(self.ranges.upper, arg)
+                elif _NUMERIC not in seen:
+                    seen.add(_NUMERIC)
+                    put(self.ranges.both, arg)
+                else:
+                    generic.append(_compile_values((item,)).pred)
+            elif kind == _CIDR:
+                put(self.cidrs, arg)
+            elif kind == _EXISTS:
+                if arg:
+                    put(self.masks, "any")
+            elif kind == _NOT_STRINGS:
+                # §7: passing either of two exclusion lists is passing their intersection.
+                not_strings = arg if not_strings is None else not_strings & arg
+            elif kind == _NOT_NUMBERS:
+                not_numbers = arg if not_numbers is None else not_numbers & arg
+            elif kind in seen or (kind == _NOT_EIC and not all(t.isascii() for t in arg)):
+                generic.append(_compile_values((item,)).pred)
+            elif kind in (_NOT_PREFIX, _NOT_SUFFIX, _NOT_EIC, _NOT_WILDCARD):
+                seen.add(kind)
+                put(self.masks, kind)
+                put(self.masks, "numbers-pass")  # §7: string exclusions let numbers through
+                put(self.masks, "nulls-pass")
+                for text in arg:
+                    if kind == _NOT_EIC:
+                        put(self.not_folded, text.lower())
+                    elif kind == _NOT_WILDCARD:
+                        put(self.not_globs.table, text)
+                    else:
+                        put(self.not_affixes[kind].table, text)
+            else:
+                generic.append(_compile_values((item,)).pred)
+        if not_strings is not None:
+            for key in (_NOT_STRINGS, "numbers-pass", "nulls-pass"):
+                put(self.masks, key)
+            for text in not_strings:
+                put(self.not_strings, text)
+        if not_numbers is not None:
+            for key in (_NOT_NUMBERS, "strings-pass", "nulls-pass"):
+                put(self.masks, key)
+            for number in not_numbers:
+                put(self.not_numbers, number)
+        if generic:
+            self.generic[index] = (bit, generic)
+
+    def remove(self, index: int) -> None:
+        """Take sub-rule ``index`` out of every table it was filed in."""
+        bit = 1 << index
+        keep = ~bit
+        for table, key in self.undo.pop(index, ()):
+            mask = table[key] & keep
+            if mask:
+                table[key] = mask
+            else:
+                del table[key]
+        self.generic.pop(index, None)
+        self.constrained &= keep
+        self.absent_ok &= keep
+
+    def finish(self) -> None:
+        """Recompute what is derived from the tables: lengths, bounds, kind-wide masks."""
+        masks = self.masks
+        anything = masks.get("any", 0)
+        not_null = masks.get("nulls-pass", 0)  # §7: anything-but passes null and booleans
+        self.on_true = masks.get("true", 0) | anything | not_null
+        self.on_false = masks.get("false", 0) | anything | not_null
+        self.on_null = masks.get("null", 0) | anything | not_null
+        self.on_string = anything | masks.get("strings-pass", 0)
+        self.on_number = anything | masks.get("numbers-pass", 0)
+        for affixes in (*self.affixes.values(), *self.not_affixes.values()):
+            affixes.finish()
+        self.string_affixes = tuple(a for a in self.affixes.values() if a.table)
+        self.ranges.finish()
+        self.globs.finish()
+        self.not_globs.finish()
+        self.cidr_list = tuple(self.cidrs.items())
+        self.generic_list = tuple(
+            (test, bit) for bit, tests in self.generic.values() for test in tests
+        )
+        self.any_not = (
+            masks.get(_NOT_STRINGS, 0),
+            masks.get(_NOT_NUMBERS, 0),
+            masks.get(_NOT_PREFIX, 0),
+            masks.get(_NOT_SUFFIX, 0),
+            masks.get(_NOT_EIC, 0),
+            masks.get(_NOT_WILDCARD, 0),
+        )
+        self.unconstrained = ~self.constrained
+        self.absent = self.absent_ok | self.unconstrained
+
+    def hits(self, leaves: Sequence[Any]) -> int:
+        """The bits whose condition here some leaf satisfies (§1.4: any leaf, any item)."""
+        found = 0
+        generic = self.generic_list
+        for value in leaves:
+            kind = value.__class__
+            if kind is str:
+                found |= self._string(value)
+            elif kind is int or kind is float:
+                found |= self._number(value)
+            elif kind is bool:
+                found |= self.on_true if value else self.on_false
+            elif value is None:
+                found |= self.on_null
+            for test, bit in generic:
+                if test(value):
+                    found |= bit
+        return found
+
+    def _string(self, value: str) -> int:
+        found = self.on_string
+        mask = self.strings.get(value)
+        if mask is not None:
+            found |= mask
+        for affixes in self.string_affixes:
+            found |= affixes.hits(value)
+        if self.folded and value.isascii():
+            found |= self.folded.get(value.lower(), 0)
+        if self.addresses or self.cidr_list:
+            parsed = _parse_ip(value)
+            if parsed is not None:
+                found |= self.addresses.get(parsed, 0)
+                version, number = parsed
+                for (family, first, last), mask in self.cidr_list:
+                    if family == version and first <= number <= last:
+                        found |= mask
+        if self.globs.table:
+            found |= self.globs.hits(value)
+        not_strings, _, not_prefix, not_suffix, not_folded, not_globbed = self.any_not
+        if not_strings:
+            found |= not_strings & ~self.not_strings.get(value, 0)
+        if not_prefix:
+            found |= not_prefix & ~self.not_affixes[_NOT_PREFIX].hits(value)
+        if not_suffix:
+            found |= not_suffix & ~self.not_affixes[_NOT_SUFFIX].hits(value)
+        if not_folded:
+            excluded = self.not_folded.get(value.lower(), 0) if value.isascii() else 0
+            found |= not_folded & ~excluded
+        if not_globbed:
+            found |= not_globbed & ~self.not_globs.hits(value)
+        return found
+
+    def _number(self, value: int | float) -> int:
+        found = self.on_number
+        not_numbers = self.any_not[1]
+        comparable = _event_float(value)
+        if comparable is None:  # §8: equal only to the same text; no range; not excluded
+            if self.number_texts:
+                found |= self.number_texts.get(_number_text(value), 0)
+            return found | not_numbers
+        found |= self.numbers.get(comparable, 0)
+        if self.ranges:
+            found |= self.ranges.hits(comparable)
+        if not_numbers:
+            found |= not_numbers & ~self.not_numbers.get(comparable, 0)
+        return found
 
 
 class PatternSet:
-    """Named patterns matched together; per-event cost grows far slower than their number.
+    """Named patterns matched together; per-event cost stays nearly flat as their number grows.
 
-    Each sub-rule is filed under one *anchor*: the exact values or prefixes of its most
-    selective condition (§15: event-ruler compiles rules into a machine over field values
-    instead of testing each rule). An event is flattened once, its (path, value) pairs look
-    up candidates, and only those are verified in full. Sub-rules with no exact or prefix
-    condition are always verified. Not thread-safe.
+    Like aws/event-ruler's state machine (§15), the set is compiled rather than tested pattern
+    by pattern. Every sub-rule (one ``$or`` combination, §10) is a bit of a Python int. Each
+    path any sub-rule uses has a ``_PathIndex`` that maps a leaf value to the bits whose
+    condition it satisfies (dicts, bisection over sorted bounds, affix lookups by length).
+    An event is flattened once along the used paths; then, path by path, the running set of
+    bits is ANDed with "satisfied here, or no condition here" (§1.4), a handful of big-int
+    operations however many patterns there are. Only array consistency (§1.5) is not a
+    per-path property: a sub-rule with two or more conditions on paths that reach into arrays
+    in this event is confirmed by ``_match_pairs``, the same check ``Pattern.matches`` makes.
+
+    ``add``/``remove`` file or unfile one pattern's bits in O(its size); derived parts (sorted
+    lengths and bounds) are recomputed lazily, for the paths that changed, on the next match.
+    Not thread-safe.
     """
 
     def __init__(self) -> None:
         self._patterns: dict[str, Pattern] = {}
-        self._dirty = False
+        self._bits: dict[str, list[int]] = {}  # name -> its sub-rules' bit indexes
+        self._rules: dict[int, tuple[str, _Rule]] = {}
+        self._free: list[int] = []  # released bit indexes, reused lowest first
+        self._next = 0
+        self._live = 0  # every sub-rule's bit
+        self._paths: dict[str, _PathIndex] = {}
+        self._users: dict[str, int] = {}  # path -> how many sub-rules constrain it
+        self._changed: set[str] = set()
         self._trie = _Trie("")
-        self._exact: dict[str, dict[Any, list[_Ref]]] = {}
-        self._prefix: dict[str, tuple[dict[str, list[_Ref]], tuple[int, ...]]] = {}
-        self._always: list[_Ref] = []
+        self._trie_stale = False
 
     def add(self, name: str, pattern: Pattern | Mapping[str, Any] | str) -> None:
         """Add or replace ``name``; a mapping or text is compiled (``{}`` matches everything)."""
         if not isinstance(pattern, Pattern):
             pattern = compile_pattern(pattern, allow_empty=True)
+        if name in self._patterns:
+            self.remove(name)
         self._patterns[name] = pattern
-        self._dirty = True
+        bits = self._bits[name] = []
+        for rule in pattern._rules:
+            index = heappop(self._free) if self._free else self._next
+            self._next = max(self._next, index + 1)
+            bits.append(index)
+            self._rules[index] = (name, rule)
+            self._live |= 1 << index
+            for condition in rule:
+                path = condition.path
+                paths = self._paths.get(path)
+                if paths is None:
+                    paths = self._paths[path] = _PathIndex(path)
+                    self._trie_stale = True
+                paths.add(index, condition)
+                self._users[path] = self._users.get(path, 0) + 1
+                self._changed.add(path)
 
     def remove(self, name: str) -> None:
         """Remove ``name``; ``KeyError`` if it is not in the set."""
         del self._patterns[name]
-        self._dirty = True
+        for index in self._bits.pop(name):
+            _, rule = self._rules.pop(index)
+            self._live &= ~(1 << index)
+            heappush(self._free, index)
+            for condition in rule:
+                path = condition.path
+                self._paths[path].remove(index)
+                self._users[path] -= 1
+                self._changed.add(path)
+                if not self._users[path]:
+                    del self._users[path], self._paths[path]
+                    self._trie_stale = True
 
     def get(self, name: str) -> Pattern | None:
         """The pattern added as ``name``, if any."""
@@ -2026,99 +2571,78 @@ class PatternSet:
 
     def matches(self, event: Mapping[str, Any]) -> set[str]:
         """The names of the patterns that ``event`` matches."""
-        if self._dirty:
-            self._rebuild()
+        if self._changed or self._trie_stale:
+            self._finish()
         vals: dict[str, list[Any]] = {}
         mems: dict[str, list[_Membership]] = {}
         _flatten(event, self._trie, vals, mems)
-        candidates: list[_Ref] = []
-        found: set[int] = set()  # buckets already taken: equal values in an array hit one often
-        for path, table in self._exact.items():
-            leaves = vals.get(path)
-            if leaves is None:
-                continue
-            for value in leaves:
-                kind = value.__class__
-                bucket = table.get((_TRUE if value else _FALSE) if kind is bool else value)
-                if bucket is not None and id(bucket) not in found:
-                    found.add(id(bucket))
-                    candidates += bucket
-                if kind is int and not -_SAFE_INT <= value <= _SAFE_INT:
-                    comparable = _event_float(value)  # §3: numeric equality as float64
-                    bucket = table.get(comparable) if comparable is not None else None
-                    if bucket is not None and id(bucket) not in found:
-                        found.add(id(bucket))
-                        candidates += bucket
-        for path, (table, lengths) in self._prefix.items():
-            leaves = vals.get(path)
-            if leaves is None:
-                continue
-            for value in leaves:
-                if value.__class__ is str:
-                    for length in lengths:
-                        if length > len(value):
-                            break
-                        bucket = table.get(value[:length])
-                        if bucket is not None and id(bucket) not in found:
-                            found.add(id(bucket))
-                            candidates += bucket
-        candidates += self._always
-        matched: set[str] = set()
-        for name, rule in candidates:
-            if name in matched:
-                continue
-            pairs: list[_Pair] = [(vals.get(c.path, _NO_LEAVES), mems.get(c.path)) for c in rule]
-            if _match_pairs(rule, pairs):
-                matched.add(name)
-        return matched
+        paths = self._paths
+        twice = 0  # bits with conditions on two or more paths that cross arrays here (§1.5)
+        if mems:
+            once = 0
+            for path in mems:
+                index = paths.get(path)  # mems may name a trie node no condition ends at
+                if index is not None:
+                    twice |= once & index.constrained
+                    once |= index.constrained
+        result = self._live
+        if not twice:
+            for path, index in paths.items():
+                leaves = vals.get(path)
+                if leaves is None:
+                    result &= index.absent
+                else:
+                    result &= index.hits(leaves) | index.unconstrained
+                if not result:
+                    return set()
+        else:
+            # A superset for the bits that need the full check: exists:false on a path that
+            # crosses arrays may hold in the elements the other conditions pick (§9, §1.5).
+            loose = self._live
+            for path, index in paths.items():
+                leaves = vals.get(path)
+                if leaves is None:
+                    result &= index.absent
+                    loose &= index.absent
+                else:
+                    satisfied = index.hits(leaves) | index.unconstrained
+                    result &= satisfied
+                    loose &= satisfied | index.absent_ok if path in mems else satisfied
+            result &= ~twice
+            for bit in _bits_of(loose & twice):
+                rule = self._rules[bit][1]
+                pairs: list[_Pair] = [
+                    (vals.get(c.path, _NO_LEAVES), mems.get(c.path)) for c in rule
+                ]
+                if _match_pairs(rule, pairs):
+                    result |= 1 << bit
+        rules = self._rules
+        return {rules[bit][0] for bit in _bits_of(result)}
 
-    def _rebuild(self) -> None:
-        """Re-plan the index: choose each sub-rule's anchor from value frequencies."""
-        refs: list[_Ref] = [(n, rule) for n, p in self._patterns.items() for rule in p._rules]
-        frequency: dict[tuple[str, Any], int] = {}
-        for _, rule in refs:
-            for condition in rule:
-                for key in _anchor_keys(condition):
-                    frequency[key] = frequency.get(key, 0) + 1
-        exact: dict[str, dict[Any, list[_Ref]]] = {}
-        prefix: dict[str, dict[str, list[_Ref]]] = {}
-        always: list[_Ref] = []
-        wanted: set[str] = set()
-        for ref in refs:
-            best: _Condition | None = None
-            best_cost = 0
-            for condition in ref[1]:
-                wanted.add(condition.path)
-                if condition.exact_keys is None:
-                    continue
-                cost = sum(frequency[key] for key in _anchor_keys(condition))
-                if best is None or cost < best_cost:
-                    best, best_cost = condition, cost
-            if best is None:
-                always.append(ref)
-                continue
-            assert best.exact_keys is not None
-            for key in best.exact_keys:
-                exact.setdefault(best.path, {}).setdefault(key, []).append(ref)
-            for text in best.prefixes:
-                prefix.setdefault(best.path, {}).setdefault(text, []).append(ref)
-        self._exact = exact
-        self._prefix = {
-            path: (table, tuple(sorted({len(text) for text in table})))
-            for path, table in prefix.items()
-        }
-        self._always = always
-        self._trie = _build_trie(wanted)
-        self._dirty = False
+    def _finish(self) -> None:
+        for path in self._changed:
+            index = self._paths.get(path)
+            if index is not None:
+                index.finish()
+        self._changed.clear()
+        if self._trie_stale:
+            self._trie = _build_trie(set(self._paths))
+            self._trie_stale = False
 
 
-def _anchor_keys(condition: _Condition) -> Iterator[tuple[str, Any]]:
-    if condition.exact_keys is None:
+def _bits_of(mask: int) -> Iterator[int]:
+    """The indexes of the set bits of ``mask``, lowest first."""
+    if mask.bit_count() <= 8:
+        while mask:
+            low = mask & -mask
+            yield low.bit_length() - 1
+            mask ^= low
         return
-    for key in condition.exact_keys:
-        yield (condition.path, key)
-    for text in condition.prefixes:
-        yield (condition.path, ("prefix", text))
+    digits = bin(mask)[:1:-1]  # least significant first, "0b" dropped
+    at = digits.find("1")
+    while at >= 0:
+        yield at
+        at = digits.find("1", at + 1)
 
 
 class _Trie:
