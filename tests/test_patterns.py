@@ -474,6 +474,12 @@ def test_anything_but_string_forms(values: list[Any], value: Any, expected: bool
         ([{"numeric": [">", 100]}, {"anything-but": "101"}], "101", False),
         ([{"numeric": [">", 100]}, {"anything-but": "101"}], 101, True),
         ([{"anything-but": [1, 2]}, {"exists": False}], MISSING, True),
+        ([{"anything-but": ["a", "b"]}, {"anything-but": "b"}], "a", True),
+        ([{"anything-but": ["a", "b"]}, {"anything-but": "b"}], "b", False),
+        ([{"anything-but": [1, 2]}, {"anything-but": 2}], 1, True),
+        ([{"anything-but": [1, 2]}, {"anything-but": 2}], 2.0, False),
+        ([{"anything-but": {"prefix": "a"}}, {"anything-but": {"prefix": "ab"}}], "ac", True),
+        ([{"anything-but": {"prefix": "a"}}, {"anything-but": {"prefix": "ab"}}], "abc", False),
     ),
 )
 def test_anything_but_is_ored_with_other_items(
@@ -502,6 +508,10 @@ def test_anything_but_is_ored_with_other_items(
         ([{"numeric": [">=", 0, "<", 5]}], 0, True),
         ([{"numeric": [">=", 0, "<", 5]}], 5, False),
         ([{"numeric": [">", -5e9, "<", 5e9]}], -4999999999.5, True),
+        ([{"numeric": [">", 0, "<", 1]}, {"numeric": [">", 5, "<", 6]}], 3, False),
+        ([{"numeric": [">", 0, "<", 1]}, {"numeric": [">", 5, "<", 6]}], 5.5, True),
+        ([{"numeric": ["<", 0]}, {"numeric": [">", 5]}], 3, False),
+        ([{"numeric": ["<", 0]}, {"numeric": [">", 5]}], 6, True),
         ([{"numeric": ["=", 3.018e2]}], 301.8, True),
         ([{"numeric": [">", 0]}], "300", False),
         ([{"numeric": [">", 0]}], None, False),
