@@ -33,6 +33,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 from heapq import heappop, heappush
+from itertools import compress, count
 from typing import Any, NoReturn, TypeAlias
 
 from hookcli.errors import InvalidPatternError
@@ -1987,6 +1988,8 @@ def pattern_from_filters(
 # --------------------------------------------------------------------------------------------
 
 _SUBSTRINGS = 2048  # past this many (length, offset) probes a string tests its wildcards directly
+_SEEN = 1024  # strings per path whose bits are remembered (then forgotten all at once)
+_SEEN_LENGTH = 256  # longer strings are not remembered: the memory stays bounded
 
 
 class _Affixes:
@@ -2232,6 +2235,7 @@ class _PathIndex:
         "cidr_list",
         "generic_list",
         "any_not",
+        "seen",
     )
 
     def __init__(self, path: str) -> None:
@@ -2269,6 +2273,7 @@ class _PathIndex:
         self.cidr_list: tuple[tuple[tuple[int, int, int], int], ...] = ()
         self.generic_list: tuple[tuple[_Pred, int], ...] = ()
         self.any_not: tuple[int, int, int, int, int, int] = (0, 0, 0, 0, 0, 0)
+        self.seen: dict[str, int] = {}  # string leaf -> its bits, while the tables stand
 
     def add(self, index: int, condition: _Condition) -> None:
         """File sub-rule ``index``'s condition here (a sub-rule has one condition per path)."""
@@ -2416,6 +2421,7 @@ class _PathIndex:
         )
         self.unconstrained = ~self.constrained
         self.absent = self.absent_ok | self.unconstrained
+        self.seen = {}
 
     def hits(self, leaves: Sequence[Any]) -> int:
         """The bits whose condition here some leaf satisfies (§1.4: any leaf, any item)."""
@@ -2424,8 +2430,21 @@ class _PathIndex:
         for value in leaves:
             kind = value.__class__
             if kind is str:
-                found |= self._string(value)
-            elif kind is int or kind is float:
+                # Sources, detail-types, regions, states repeat from event to event: a string's
+                # bits are remembered until the path's conditions change (bounded, see _SEEN).
+                mask = self.seen.get(value)
+                if mask is None:
+                    mask = self._string(value)
+                    for test, bit in generic:
+                        if test(value):
+                            mask |= bit
+                    if len(value) <= _SEEN_LENGTH:
+                        if len(self.seen) >= _SEEN:
+                            self.seen.clear()
+                        self.seen[value] = mask
+                found |= mask
+                continue
+            if kind is int or kind is float:
                 found |= self._number(value)
             elif kind is bool:
                 found |= self.on_true if value else self.on_false
@@ -2507,6 +2526,7 @@ class PatternSet:
         self._patterns: dict[str, Pattern] = {}
         self._bits: dict[str, list[int]] = {}  # name -> its sub-rules' bit indexes
         self._rules: dict[int, tuple[str, _Rule]] = {}
+        self._names: list[str] = []  # bit index -> its pattern's name ("" once released)
         self._free: list[int] = []  # released bit indexes, reused lowest first
         self._next = 0
         self._live = 0  # every sub-rule's bit
@@ -2529,6 +2549,10 @@ class PatternSet:
             self._next = max(self._next, index + 1)
             bits.append(index)
             self._rules[index] = (name, rule)
+            if index == len(self._names):
+                self._names.append(name)
+            else:
+                self._names[index] = name
             self._live |= 1 << index
             for condition in rule:
                 path = condition.path
@@ -2545,6 +2569,7 @@ class PatternSet:
         del self._patterns[name]
         for index in self._bits.pop(name):
             _, rule = self._rules.pop(index)
+            self._names[index] = ""
             self._live &= ~(1 << index)
             heappush(self._free, index)
             for condition in rule:
@@ -2609,15 +2634,18 @@ class PatternSet:
                     result &= satisfied
                     loose &= satisfied | index.absent_ok if path in mems else satisfied
             result &= ~twice
-            for bit in _bits_of(loose & twice):
+            for bit in _bit_indexes(loose & twice):
                 rule = self._rules[bit][1]
                 pairs: list[_Pair] = [
                     (vals.get(c.path, _NO_LEAVES), mems.get(c.path)) for c in rule
                 ]
                 if _match_pairs(rule, pairs):
                     result |= 1 << bit
-        rules = self._rules
-        return {rules[bit][0] for bit in _bits_of(result)}
+        return self._names_of(result)
+
+    def _names_of(self, mask: int) -> set[str]:
+        """The names of the sub-rules in ``mask``."""
+        return set(compress(self._names, _selectors(mask)))
 
     def _finish(self) -> None:
         for path in self._changed:
@@ -2630,19 +2658,20 @@ class PatternSet:
             self._trie_stale = False
 
 
-def _bits_of(mask: int) -> Iterator[int]:
+_BINARY = bytes.maketrans(b"01", b"\x00\x01")
+
+
+def _selectors(mask: int) -> bytes:
+    """``mask``'s bits, lowest first, as 0/1 bytes for ``itertools.compress``.
+
+    An event can match hundreds of patterns; this keeps reading them out at C speed.
+    """
+    return bin(mask)[:1:-1].encode().translate(_BINARY)
+
+
+def _bit_indexes(mask: int) -> Iterator[int]:
     """The indexes of the set bits of ``mask``, lowest first."""
-    if mask.bit_count() <= 8:
-        while mask:
-            low = mask & -mask
-            yield low.bit_length() - 1
-            mask ^= low
-        return
-    digits = bin(mask)[:1:-1]  # least significant first, "0b" dropped
-    at = digits.find("1")
-    while at >= 0:
-        yield at
-        at = digits.find("1", at + 1)
+    return compress(count(), _selectors(mask))
 
 
 class _Trie:
