@@ -2029,89 +2029,96 @@ class _Affixes:
         return found
 
 
-def _prefix_or(pairs: list[tuple[int, int]], reverse: bool) -> tuple[list[int], list[int]]:
-    """Sorted keys and the OR of every mask up to each key (from each key on, if ``reverse``)."""
-    pairs.sort(key=lambda pair: pair[0])
-    keys = [key for key, _ in pairs]
-    masks = [mask for _, mask in pairs]
-    order = range(len(masks) - 2, -1, -1) if reverse else range(1, len(masks))
-    step = 1 if reverse else -1
-    for i in order:
-        masks[i] |= masks[i + step]
-    return keys, masks
+class _Bounds:
+    """Sorted range bounds with, at each one, the OR of the bits of every bound up to it
+    (``upward``, for lower bounds) or from it on (for upper bounds)."""
+
+    __slots__ = ("keys", "masks")
+
+    def __init__(self, pairs: list[tuple[float, int]], upward: bool) -> None:
+        pairs.sort(key=lambda pair: pair[0])
+        self.keys = [key for key, _ in pairs]
+        masks = [mask for _, mask in pairs]
+        if upward:
+            for i in range(1, len(masks)):
+                masks[i] |= masks[i - 1]
+        else:
+            for i in range(len(masks) - 2, -1, -1):
+                masks[i] |= masks[i + 1]
+        self.masks = masks
+
+    def below(self, number: float, inclusive: bool) -> int:
+        """The bits of the bounds under ``number`` (or equal to it, if ``inclusive``)."""
+        k = (bisect_right if inclusive else bisect_left)(self.keys, number)
+        return self.masks[k - 1] if k else 0
+
+    def above(self, number: float, inclusive: bool) -> int:
+        """The bits of the bounds over ``number`` (or equal to it, if ``inclusive``)."""
+        j = (bisect_left if inclusive else bisect_right)(self.keys, number)
+        return self.masks[j] if j < len(self.masks) else 0
+
+
+_NO_BOUNDS = _Bounds([], upward=True)
 
 
 class _Ranges:
     """Numeric ranges (§8) at one path: a number finds the bits of every range holding it by
     bisection, O(log n) whatever their number.
 
-    The distinct bounds cut the number line into regions (below the first bound, at it, between
-    it and the next, ...). A lower-bounded range holds the regions from its start on, so the
-    bits holding a region are an OR over the starts up to it: one prefix OR, precomputed; upper
-    bounds mirror it. A two-sided range must pass both tests, which a bit can only be trusted
-    to do for one such range at the path (``_PathIndex`` sends any second one to ``generic``).
+    A lower bound holds every number over it (closed: or equal), so the bits of the lower
+    bounds under a number are a prefix OR over the sorted bounds, precomputed; upper bounds
+    mirror it. A two-sided range must pass both tests, which a bit can only be trusted to do
+    for one such range at the path (``_PathIndex`` sends any second one to ``generic``).
     """
 
-    __slots__ = ("lower", "upper", "both", "bounds", "lows", "highs", "spans")
+    __slots__ = ("lower", "upper", "both", "sides", "spans")
 
     def __init__(self) -> None:
         self.lower: dict[_Range, int] = {}  # [">", n] and [">=", n]
         self.upper: dict[_Range, int] = {}  # ["<", n] and ["<=", n]
         self.both: dict[_Range, int] = {}
-        self.bounds: list[float] = []
-        empty: tuple[list[int], list[int]] = ([], [])
-        self.lows = self.highs = empty
-        self.spans = (empty, empty)
+        self.sides = self.spans = (_NO_BOUNDS,) * 4
 
     def __bool__(self) -> bool:
         return bool(self.lower or self.upper or self.both)
 
-    def finish(self) -> None:
-        ranges = [*self.lower, *self.upper, *self.both]
-        bounds = sorted({b for low, _, high, _ in ranges for b in (low, high) if b is not None})
-        self.bounds = bounds
-
-        def start(limit: _Range) -> int:
-            low, low_open = limit[0], limit[1]
-            if low is None:
-                return 0
-            return 2 * bisect_left(bounds, low) + (2 if low_open else 1)
-
-        def end(limit: _Range) -> int:
-            high, high_open = limit[2], limit[3]
-            if high is None:
-                return 2 * len(bounds)
-            return 2 * bisect_left(bounds, high) + (0 if high_open else 1)
-
-        self.lows = _prefix_or([(start(r), m) for r, m in self.lower.items()], reverse=False)
-        self.highs = _prefix_or([(end(r), m) for r, m in self.upper.items()], reverse=True)
-        self.spans = (
-            _prefix_or([(start(r), m) for r, m in self.both.items()], reverse=False),
-            _prefix_or([(end(r), m) for r, m in self.both.items()], reverse=True),
+    @staticmethod
+    def _bounds(
+        lower: dict[_Range, int], upper: dict[_Range, int]
+    ) -> tuple[_Bounds, _Bounds, _Bounds, _Bounds]:
+        """Closed and open lower bounds, closed and open upper bounds."""
+        sides: tuple[list[tuple[float, int]], ...] = ([], [], [], [])
+        for (low, low_open, _, _), mask in lower.items():
+            if low is not None:
+                sides[1 if low_open else 0].append((low, mask))
+        for (_, _, high, high_open), mask in upper.items():
+            if high is not None:
+                sides[3 if high_open else 2].append((high, mask))
+        return (
+            _Bounds(sides[0], upward=True),
+            _Bounds(sides[1], upward=True),
+            _Bounds(sides[2], upward=False),
+            _Bounds(sides[3], upward=False),
         )
+
+    def finish(self) -> None:
+        self.sides = self._bounds(self.lower, self.upper)
+        self.spans = self._bounds(self.both, self.both)
 
     def hits(self, number: float) -> int:
         """The bits of every range holding ``number`` (a comparable float64)."""
-        bounds = self.bounds
-        i = bisect_left(bounds, number)
-        region = 2 * i + 1 if i < len(bounds) and bounds[i] == number else 2 * i
-        found = 0
-        keys, masks = self.lows
-        if keys:
-            k = bisect_right(keys, region) - 1
-            if k >= 0:
-                found = masks[k]
-        keys, masks = self.highs
-        if keys:
-            k = bisect_left(keys, region)
-            if k < len(keys):
-                found |= masks[k]
-        (starts, from_start), (ends, to_end) = self.spans
-        if starts:
-            k = bisect_right(starts, region) - 1
-            j = bisect_left(ends, region)
-            if k >= 0 and j < len(ends):
-                found |= from_start[k] & to_end[j]
+        closed_low, open_low, closed_high, open_high = self.sides
+        found = (
+            closed_low.below(number, True)
+            | open_low.below(number, False)
+            | closed_high.above(number, True)
+            | open_high.above(number, False)
+        )
+        if self.both:
+            closed_low, open_low, closed_high, open_high = self.spans
+            found |= (closed_low.below(number, True) | open_low.below(number, False)) & (
+                closed_high.above(number, True) | open_high.above(number, False)
+            )
         return found
 
 
@@ -2236,6 +2243,7 @@ class _PathIndex:
         "generic_list",
         "any_not",
         "seen",
+        "touched",
     )
 
     def __init__(self, path: str) -> None:
@@ -2274,11 +2282,13 @@ class _PathIndex:
         self.generic_list: tuple[tuple[_Pred, int], ...] = ()
         self.any_not: tuple[int, int, int, int, int, int] = (0, 0, 0, 0, 0, 0)
         self.seen: dict[str, int] = {}  # string leaf -> its bits, while the tables stand
+        self.touched: set[int] = set()  # ids of the tables changed since the last finish
 
     def add(self, index: int, condition: _Condition) -> None:
         """File sub-rule ``index``'s condition here (a sub-rule has one condition per path)."""
         bit = 1 << index
         records = self.undo.setdefault(index, [])
+        touched = self.touched
         generic: list[_Pred] = []
 
         def put(table: dict[Any, int], key: Any) -> None:
@@ -2286,6 +2296,7 @@ class _PathIndex:
             if not old & bit:
                 table[key] = old | bit
                 records.append((table, key))
+                touched.add(id(table))
 
         self.constrained |= bit
         if condition.allow_absent:
@@ -2382,6 +2393,7 @@ class _PathIndex:
         bit = 1 << index
         keep = ~bit
         for table, key in self.undo.pop(index, ()):
+            self.touched.add(id(table))
             mask = table[key] & keep
             if mask:
                 table[key] = mask
@@ -2401,12 +2413,18 @@ class _PathIndex:
         self.on_null = masks.get("null", 0) | anything | not_null
         self.on_string = anything | masks.get("strings-pass", 0)
         self.on_number = anything | masks.get("numbers-pass", 0)
+        touched = self.touched  # only what changed is derived again: 1,000 ranges take ~1 ms
         for affixes in (*self.affixes.values(), *self.not_affixes.values()):
-            affixes.finish()
+            if id(affixes.table) in touched:
+                affixes.finish()
         self.string_affixes = tuple(a for a in self.affixes.values() if a.table)
-        self.ranges.finish()
-        self.globs.finish()
-        self.not_globs.finish()
+        ranges = self.ranges
+        if touched & {id(ranges.lower), id(ranges.upper), id(ranges.both)}:
+            ranges.finish()
+        for globs in (self.globs, self.not_globs):
+            if id(globs.table) in touched:
+                globs.finish()
+        touched.clear()
         self.cidr_list = tuple(self.cidrs.items())
         self.generic_list = tuple(
             (test, bit) for bit, tests in self.generic.values() for test in tests
