@@ -2663,6 +2663,13 @@ class PatternSet:
 
     def _names_of(self, mask: int) -> set[str]:
         """The names of the sub-rules in ``mask``."""
+        if mask.bit_count() <= 8:  # the usual case: a few bits, read one by one
+            names = set()
+            while mask:
+                low = mask & -mask
+                names.add(self._names[low.bit_length() - 1])
+                mask ^= low
+            return names
         return set(compress(self._names, _selectors(mask)))
 
     def _finish(self) -> None:
