@@ -15,10 +15,15 @@ built once from the value list (§3-§11). A sub-rule matches when every conditi
 by some leaf at its path (§1.4); when two or more paths reach into arrays, the chosen leaves
 must also come from the same element of every array they share (array consistency, §1.5).
 
-``Pattern.matches`` walks the event only along the pattern's own paths. ``PatternSet`` flattens
-the event once (only the paths its patterns use) and, like aws/event-ruler's state machine,
-finds candidate sub-rules through an index keyed by (path, exact value) and (path, prefix),
-so its cost per event barely grows with the number of patterns (§15).
+``Pattern.matches`` walks the event only along the pattern's own paths. ``PatternSet`` compiles
+many patterns together, to the effect of aws/event-ruler's state machine (§15): every sub-rule
+is one bit of a Python int, and each path's index turns a leaf value into the bits of the
+conditions it satisfies (dicts for exact and case-folded values, lookups by length for
+prefixes and suffixes, bisection over sorted bounds for numeric ranges, wildcards filed by a
+literal segment, anything-but as "all of that kind minus the excluded"). An event is flattened
+once; ANDing one int per path leaves the matching sub-rules, so the cost per event barely
+grows with the number of patterns. Sub-rules that array consistency (§1.5) could reject are
+confirmed by the same check ``Pattern.matches`` uses.
 
 Deliberate choices where AWS is silent or version-dependent are listed in ``UNCERTAIN``.
 """
@@ -1190,8 +1195,6 @@ class _Condition:
         "collect",
         "pred",
         "allow_absent",
-        "exact_keys",
-        "prefixes",
         "rank",
     )
 
@@ -1203,28 +1206,19 @@ class _Condition:
         compiled = _compile_values(values.items)
         self.pred: _Pred = compiled.pred
         self.allow_absent = compiled.allow_absent
-        # Set when the value list is only exact values and prefixes: PatternSet may anchor here.
-        self.exact_keys: tuple[Any, ...] | None = compiled.exact_keys
-        self.prefixes: tuple[str, ...] = compiled.prefixes
-        self.rank = 0 if self.exact_keys is not None else 1
+        # Only exact values and prefixes: cheap and selective, so Pattern.matches tests it first.
+        self.rank = 0 if compiled.selective else 1
 
 
 class _Compiled:
     """What one value list compiles to."""
 
-    __slots__ = ("pred", "allow_absent", "exact_keys", "prefixes")
+    __slots__ = ("pred", "allow_absent", "selective")
 
-    def __init__(
-        self,
-        pred: _Pred,
-        allow_absent: bool,
-        exact_keys: tuple[Any, ...] | None,
-        prefixes: tuple[str, ...],
-    ) -> None:
+    def __init__(self, pred: _Pred, allow_absent: bool, selective: bool) -> None:
         self.pred = pred
         self.allow_absent = allow_absent
-        self.exact_keys = exact_keys
-        self.prefixes = prefixes
+        self.selective = selective
 
 
 def _compile_values(items: tuple[_Item, ...]) -> _Compiled:
@@ -1233,7 +1227,6 @@ def _compile_values(items: tuple[_Item, ...]) -> _Compiled:
     addresses: set[tuple[int, int]] = set()
     numbers: set[float] = set()
     number_texts: set[str] = set()  # numbers event-ruler cannot compare: exact text only
-    number_keys: set[int | float] = set()
     true_ok = false_ok = null_ok = False
     prefixes: list[str] = []
     suffixes: list[str] = []
@@ -1267,7 +1260,6 @@ def _compile_values(items: tuple[_Item, ...]) -> _Compiled:
                     numbers.add(comparable)
                 else:
                     number_texts.add(arg.text)
-                    number_keys.add(arg.value)
         elif kind == _PREFIX:
             prefixes.append(arg)
         elif kind == _WILDCARD and len(arg) == 1:
@@ -1311,26 +1303,20 @@ def _compile_values(items: tuple[_Item, ...]) -> _Compiled:
         string_tests.append(_in_ranges(cidrs))
     if addresses:
         string_tests.append(_is_address(frozenset(addresses)))
-    exact_keys: tuple[Any, ...] | None = None
-    if indexable and not allow_absent:
-        keys: list[Any] = [*strings, *numbers, *number_keys]
-        keys += [key for key, ok in ((_TRUE, true_ok), (_FALSE, false_ok), (None, null_ok)) if ok]
-        exact_keys = tuple(keys)
+    selective = indexable and not allow_absent
     if any_value:
-        return _Compiled(_always, allow_absent, None, ())
-    kept_prefixes = tuple(prefixes) if exact_keys is not None else ()
+        return _Compiled(_always, allow_absent, False)
     has_numbers = bool(numbers or number_texts or ranges or excluded_numbers)
     if not (has_numbers or true_ok or false_ok or null_ok):
         if not (prefixes or suffixes or string_tests):
             # Only exact strings: a str never equals a non-str, so membership is exact as is.
-            return _Compiled(frozenset(strings).__contains__, allow_absent, exact_keys, ())
+            return _Compiled(frozenset(strings).__contains__, allow_absent, selective)
         if not (strings or suffixes or string_tests):
             starts = tuple(prefixes)
             return _Compiled(
                 lambda value: value.__class__ is str and value.startswith(starts),
                 allow_absent,
-                exact_keys,
-                kept_prefixes,
+                selective,
             )
     pred = _leaf_test(
         string=_always
@@ -1345,7 +1331,7 @@ def _compile_values(items: tuple[_Item, ...]) -> _Compiled:
         false_ok=false_ok,
         null_ok=null_ok,
     )
-    return _Compiled(pred, allow_absent, exact_keys, kept_prefixes)
+    return _Compiled(pred, allow_absent, selective)
 
 
 def _not_string(kind: str, arg: Any) -> _Pred:
@@ -1407,22 +1393,6 @@ def _leaf_test(
         return False
 
     return leaf
-
-
-class _BoolKey:
-    """Index key for a boolean: ``True`` itself would collide with ``1`` in a dict (§3)."""
-
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __repr__(self) -> str:
-        return self.name
-
-
-_TRUE = _BoolKey("true")
-_FALSE = _BoolKey("false")
 
 
 # --------------------------------------------------------------------------------------------
