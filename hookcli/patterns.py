@@ -2220,7 +2220,7 @@ class _PathIndex:
         self.path = path
         self.constrained = 0  # bits with a condition here
         self.absent_ok = 0  # bits whose condition here allows no leaf (exists:false, §9)
-        self.unconstrained = self.absent = -1
+        self.unconstrained = self.absent = 0  # live bits with no condition here (+ absent_ok)
         self.masks: dict[str, int] = {}  # bits per kind-wide key ("any", "true", ...)
         self.strings: dict[str, int] = {}
         self.addresses: dict[tuple[int, int], int] = {}  # §3: address literals, any spelling
@@ -2407,9 +2407,13 @@ class _PathIndex:
             masks.get(_NOT_EIC, 0),
             masks.get(_NOT_WILDCARD, 0),
         )
-        self.unconstrained = ~self.constrained
-        self.absent = self.absent_ok | self.unconstrained
         self.seen = {}
+
+    def settle(self, live: int) -> None:
+        """Recompute the masks that depend on every live bit (kept non-negative: big-int
+        operations on negative ints cost CPython a two's-complement copy each time)."""
+        self.unconstrained = live & ~self.constrained
+        self.absent = self.absent_ok | self.unconstrained
 
     def hits(self, leaves: Sequence[Any]) -> int:
         """The bits whose condition here some leaf satisfies (§1.4: any leaf, any item)."""
@@ -2520,7 +2524,8 @@ class PatternSet:
         self._live = 0  # every sub-rule's bit
         self._paths: dict[str, _PathIndex] = {}
         self._users: dict[str, int] = {}  # path -> how many sub-rules constrain it
-        self._changed: set[str] = set()
+        self._changed: set[str] = set()  # paths whose tables changed since the last match
+        self._stale = False  # anything changed since the last match
         self._trie = _Trie("")
         self._trie_stale = False
 
@@ -2531,6 +2536,7 @@ class PatternSet:
         if name in self._patterns:
             self.remove(name)
         self._patterns[name] = pattern
+        self._stale = True
         bits = self._bits[name] = []
         for rule in pattern._rules:
             index = heappop(self._free) if self._free else self._next
@@ -2555,6 +2561,7 @@ class PatternSet:
     def remove(self, name: str) -> None:
         """Remove ``name``; ``KeyError`` if it is not in the set."""
         del self._patterns[name]
+        self._stale = True
         for index in self._bits.pop(name):
             _, rule = self._rules.pop(index)
             self._names[index] = ""
@@ -2584,7 +2591,7 @@ class PatternSet:
 
     def matches(self, event: Mapping[str, Any]) -> set[str]:
         """The names of the patterns that ``event`` matches."""
-        if self._changed or self._trie_stale:
+        if self._stale:
             self._finish()
         vals: dict[str, list[Any]] = {}
         mems: dict[str, list[_Membership]] = {}
@@ -2648,6 +2655,9 @@ class PatternSet:
             if index is not None:
                 index.finish()
         self._changed.clear()
+        for index in self._paths.values():
+            index.settle(self._live)
+        self._stale = False
         if self._trie_stale:
             self._trie = _build_trie(set(self._paths))
             self._trie_stale = False
