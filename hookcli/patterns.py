@@ -1958,8 +1958,8 @@ def pattern_from_filters(
 # --------------------------------------------------------------------------------------------
 
 _SUBSTRINGS = 2048  # past this many (length, offset) probes a string tests its wildcards directly
-_SEEN = 1024  # strings per path whose bits are remembered (then forgotten all at once)
-_SEEN_LENGTH = 256  # longer strings are not remembered: the memory stays bounded
+_SEEN = 256  # strings per path whose bits are remembered (then forgotten all at once)
+_SEEN_LENGTH = 128  # longer strings are not remembered: ~80 KB per path at most
 
 
 class _Affixes:
