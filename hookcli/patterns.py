@@ -2037,8 +2037,8 @@ class _Ranges:
 
     A lower bound holds every number over it (closed: or equal), so the bits of the lower
     bounds under a number are a prefix OR over the sorted bounds, precomputed; upper bounds
-    mirror it. A two-sided range must pass both tests, which a bit can only be trusted to do
-    for one such range at the path (``_PathIndex`` sends any second one to ``generic``).
+    mirror it. A two-sided range must pass both tests, which ANDing the two ORs answers only
+    for one such range per bit: a value list's second one goes to a second layer, and so on.
     """
 
     __slots__ = ("lower", "upper", "both", "sides", "spans")
@@ -2046,11 +2046,12 @@ class _Ranges:
     def __init__(self) -> None:
         self.lower: dict[_Range, int] = {}  # [">", n] and [">=", n]
         self.upper: dict[_Range, int] = {}  # ["<", n] and ["<=", n]
-        self.both: dict[_Range, int] = {}
-        self.sides = self.spans = (_NO_BOUNDS,) * 4
+        self.both: list[dict[_Range, int]] = []  # layer k: each bit's (k+1)-th two-sided range
+        self.sides = (_NO_BOUNDS,) * 4
+        self.spans: tuple[tuple[_Bounds, _Bounds, _Bounds, _Bounds], ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.lower or self.upper or self.both)
+        return bool(self.lower or self.upper or self.spans)
 
     @staticmethod
     def _bounds(
@@ -2073,7 +2074,7 @@ class _Ranges:
 
     def finish(self) -> None:
         self.sides = self._bounds(self.lower, self.upper)
-        self.spans = self._bounds(self.both, self.both)
+        self.spans = tuple(self._bounds(layer, layer) for layer in self.both if layer)
 
     def hits(self, number: float) -> int:
         """The bits of every range holding ``number`` (a comparable float64)."""
@@ -2084,8 +2085,7 @@ class _Ranges:
             | closed_high.above(number, True)
             | open_high.above(number, False)
         )
-        if self.both:
-            closed_low, open_low, closed_high, open_high = self.spans
+        for closed_low, open_low, closed_high, open_high in self.spans:
             found |= (closed_low.below(number, True) | open_low.below(number, False)) & (
                 closed_high.above(number, True) | open_high.above(number, False)
             )
@@ -2176,8 +2176,8 @@ class _PathIndex:
     by bisection (``_Ranges``); wildcards by a literal segment (``_Globs``); anything-but as
     "every bit of that kind, minus those a value's exclusion lists name". ``hits`` ORs a leaf's
     bits together, exactly as ``_compile_values``' predicate would judge each item. What has no
-    exact index (non-ASCII ignore-case, a second anything-but or two-sided range of one list)
-    keeps its own predicate in ``generic``.
+    exact index (non-ASCII ignore-case; a list's second anything-but prefix, suffix,
+    ignore-case or wildcard) keeps its own predicate in ``generic``.
     """
 
     __slots__ = (
@@ -2274,6 +2274,7 @@ class _PathIndex:
         not_strings: frozenset[str] | None = None
         not_numbers: frozenset[float] | None = None
         seen: set[str] = set()  # kinds indexed once per list: a second one goes to generic
+        spans = 0  # two-sided ranges of this list so far
         for item in condition.items:
             kind, arg = item
             if kind == _EXACT:
@@ -2314,11 +2315,12 @@ class _PathIndex:
                     put(self.ranges.lower, arg)
                 elif low is None:
                     put(self.ranges.upper, arg)
-                elif _NUMERIC not in seen:
-                    seen.add(_NUMERIC)
-                    put(self.ranges.both, arg)
                 else:
-                    generic.append(_compile_values((item,)).pred)
+                    layers = self.ranges.both
+                    if len(layers) == spans:
+                        layers.append({})
+                    put(layers[spans], arg)
+                    spans += 1
             elif kind == _CIDR:
                 put(self.cidrs, arg)
             elif kind == _EXISTS:
@@ -2389,7 +2391,7 @@ class _PathIndex:
                 affixes.finish()
         self.string_affixes = tuple(a for a in self.affixes.values() if a.table)
         ranges = self.ranges
-        if touched & {id(ranges.lower), id(ranges.upper), id(ranges.both)}:
+        if touched & {id(ranges.lower), id(ranges.upper), *map(id, ranges.both)}:
             ranges.finish()
         for globs in (self.globs, self.not_globs):
             if id(globs.table) in touched:
