@@ -2097,8 +2097,9 @@ _Glob: TypeAlias = tuple[_Pred, int]
 
 class _Globs:
     """Wildcards (§6) at one path, each filed under one of its literal segments, so a string
-    tests only those whose segment it holds: the head as a prefix, else the tail as a suffix,
-    else the longest middle segment as a substring of it."""
+    tests only those whose segment it holds: its longest, as a prefix if it is the head, a
+    suffix if the tail, else by its first k characters (k: the shortest such middle segment at
+    the path) looked up at each offset of the string."""
 
     __slots__ = ("table", "tests", "heads", "tails", "middles")
 
@@ -2117,16 +2118,24 @@ class _Globs:
             test = tests[segments]
             if test is None:
                 test = tests[segments] = _wildcard(segments)
-            if segments[0]:
-                heads.setdefault(segments[0], []).append((test, mask))
-            elif segments[-1]:
-                tails.setdefault(segments[-1], []).append((test, mask))
-            else:  # "*" alone is a prefix, and "**" is invalid: a middle segment is never ""
-                middles.setdefault(max(segments, key=len), []).append((test, mask))
+            # The longest literal picks out the fewest strings; ends are cheaper on a tie.
+            # ("*" alone is a prefix and "**" is invalid: a middle segment is never "".)
+            head, tail, middle = segments[0], segments[-1], max(segments[1:-1], key=len, default="")
+            if len(head) >= max(len(tail), len(middle)):
+                heads.setdefault(head, []).append((test, mask))
+            elif len(tail) >= len(middle):
+                tails.setdefault(tail, []).append((test, mask))
+            else:
+                middles.setdefault(middle, []).append((test, mask))
         self.tests = tests  # type: ignore[assignment]
-        self.heads, self.tails, self.middles = (
-            (table, tuple(sorted({len(key) for key in table}))) for table in (heads, tails, middles)
+        self.heads, self.tails = (
+            (table, tuple(sorted({len(key) for key in table}))) for table in (heads, tails)
         )
+        width = min(map(len, middles), default=0)
+        grams: dict[str, list[_Glob]] = {}
+        for segment, bucket in middles.items():
+            grams.setdefault(segment[:width], []).extend(bucket)
+        self.middles = (grams, (width,) if grams else ())
 
     def hits(self, value: str) -> int:
         """The bits of every wildcard that ``value`` matches."""
