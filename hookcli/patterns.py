@@ -2110,14 +2110,13 @@ class _Globs:
         self.heads = self.tails = self.middles = empty
 
     def finish(self) -> None:
-        tests = {segments: self.tests.get(segments) for segments in self.table}
+        tests: dict[tuple[str, ...], _Pred] = {}  # compiled once, kept while the glob is used
         heads: dict[str, list[_Glob]] = {}
         tails: dict[str, list[_Glob]] = {}
         middles: dict[str, list[_Glob]] = {}
         for segments, mask in self.table.items():
-            test = tests[segments]
-            if test is None:
-                test = tests[segments] = _wildcard(segments)
+            test = self.tests.get(segments) or _wildcard(segments)
+            tests[segments] = test
             # The longest literal picks out the fewest strings; ends are cheaper on a tie.
             # ("*" alone is a prefix and "**" is invalid: a middle segment is never "".)
             head, tail, middle = segments[0], segments[-1], max(segments[1:-1], key=len, default="")
@@ -2127,7 +2126,7 @@ class _Globs:
                 tails.setdefault(tail, []).append((test, mask))
             else:
                 middles.setdefault(middle, []).append((test, mask))
-        self.tests = tests  # type: ignore[assignment]
+        self.tests = tests
         self.heads, self.tails = (
             (table, tuple(sorted({len(key) for key in table}))) for table in (heads, tails)
         )
