@@ -15,10 +15,15 @@ built once from the value list (§3-§11). A sub-rule matches when every conditi
 by some leaf at its path (§1.4); when two or more paths reach into arrays, the chosen leaves
 must also come from the same element of every array they share (array consistency, §1.5).
 
-``Pattern.matches`` walks the event only along the pattern's own paths. ``PatternSet`` flattens
-the event once (only the paths its patterns use) and, like aws/event-ruler's state machine,
-finds candidate sub-rules through an index keyed by (path, exact value) and (path, prefix),
-so its cost per event barely grows with the number of patterns (§15).
+``Pattern.matches`` walks the event only along the pattern's own paths. ``PatternSet`` compiles
+many patterns together, to the effect of aws/event-ruler's state machine (§15): every sub-rule
+is one bit of a Python int, and each path's index turns a leaf value into the bits of the
+conditions it satisfies (dicts for exact and case-folded values, lookups by length for
+prefixes and suffixes, bisection over sorted bounds for numeric ranges, wildcards filed by a
+literal segment, anything-but as "all of that kind minus the excluded"). An event is flattened
+once; ANDing one int per path leaves the matching sub-rules, so the cost per event barely
+grows with the number of patterns. Sub-rules that array consistency (§1.5) could reject are
+confirmed by the same check ``Pattern.matches`` uses.
 
 Deliberate choices where AWS is silent or version-dependent are listed in ``UNCERTAIN``.
 """
@@ -29,8 +34,11 @@ import ipaddress
 import json
 import math
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import ROUND_HALF_EVEN, Context, Decimal
+from heapq import heappop, heappush
+from itertools import compress, count
 from typing import Any, NoReturn, TypeAlias
 
 from hookcli.errors import InvalidPatternError
@@ -1182,44 +1190,35 @@ class _Condition:
 
     __slots__ = (
         "path",
+        "items",
         "nav",
         "collect",
         "pred",
         "allow_absent",
-        "exact_keys",
-        "prefixes",
         "rank",
     )
 
     def __init__(self, path: str, values: _Values) -> None:
         self.path = path
+        self.items = values.items  # what PatternSet indexes
         self.nav = _navigator(path)
         self.collect = _navigator(path, general_only=True)
         compiled = _compile_values(values.items)
         self.pred: _Pred = compiled.pred
         self.allow_absent = compiled.allow_absent
-        # Set when the value list is only exact values and prefixes: PatternSet may anchor here.
-        self.exact_keys: tuple[Any, ...] | None = compiled.exact_keys
-        self.prefixes: tuple[str, ...] = compiled.prefixes
-        self.rank = 0 if self.exact_keys is not None else 1
+        # Only exact values and prefixes: cheap and selective, so Pattern.matches tests it first.
+        self.rank = 0 if compiled.selective else 1
 
 
 class _Compiled:
     """What one value list compiles to."""
 
-    __slots__ = ("pred", "allow_absent", "exact_keys", "prefixes")
+    __slots__ = ("pred", "allow_absent", "selective")
 
-    def __init__(
-        self,
-        pred: _Pred,
-        allow_absent: bool,
-        exact_keys: tuple[Any, ...] | None,
-        prefixes: tuple[str, ...],
-    ) -> None:
+    def __init__(self, pred: _Pred, allow_absent: bool, selective: bool) -> None:
         self.pred = pred
         self.allow_absent = allow_absent
-        self.exact_keys = exact_keys
-        self.prefixes = prefixes
+        self.selective = selective
 
 
 def _compile_values(items: tuple[_Item, ...]) -> _Compiled:
@@ -1228,7 +1227,6 @@ def _compile_values(items: tuple[_Item, ...]) -> _Compiled:
     addresses: set[tuple[int, int]] = set()
     numbers: set[float] = set()
     number_texts: set[str] = set()  # numbers event-ruler cannot compare: exact text only
-    number_keys: set[int | float] = set()
     true_ok = false_ok = null_ok = False
     prefixes: list[str] = []
     suffixes: list[str] = []
@@ -1262,7 +1260,6 @@ def _compile_values(items: tuple[_Item, ...]) -> _Compiled:
                     numbers.add(comparable)
                 else:
                     number_texts.add(arg.text)
-                    number_keys.add(arg.value)
         elif kind == _PREFIX:
             prefixes.append(arg)
         elif kind == _WILDCARD and len(arg) == 1:
@@ -1306,26 +1303,20 @@ def _compile_values(items: tuple[_Item, ...]) -> _Compiled:
         string_tests.append(_in_ranges(cidrs))
     if addresses:
         string_tests.append(_is_address(frozenset(addresses)))
-    exact_keys: tuple[Any, ...] | None = None
-    if indexable and not allow_absent:
-        keys: list[Any] = [*strings, *numbers, *number_keys]
-        keys += [key for key, ok in ((_TRUE, true_ok), (_FALSE, false_ok), (None, null_ok)) if ok]
-        exact_keys = tuple(keys)
+    selective = indexable and not allow_absent
     if any_value:
-        return _Compiled(_always, allow_absent, None, ())
-    kept_prefixes = tuple(prefixes) if exact_keys is not None else ()
+        return _Compiled(_always, allow_absent, False)
     has_numbers = bool(numbers or number_texts or ranges or excluded_numbers)
     if not (has_numbers or true_ok or false_ok or null_ok):
         if not (prefixes or suffixes or string_tests):
             # Only exact strings: a str never equals a non-str, so membership is exact as is.
-            return _Compiled(frozenset(strings).__contains__, allow_absent, exact_keys, ())
+            return _Compiled(frozenset(strings).__contains__, allow_absent, selective)
         if not (strings or suffixes or string_tests):
             starts = tuple(prefixes)
             return _Compiled(
                 lambda value: value.__class__ is str and value.startswith(starts),
                 allow_absent,
-                exact_keys,
-                kept_prefixes,
+                selective,
             )
     pred = _leaf_test(
         string=_always
@@ -1340,7 +1331,7 @@ def _compile_values(items: tuple[_Item, ...]) -> _Compiled:
         false_ok=false_ok,
         null_ok=null_ok,
     )
-    return _Compiled(pred, allow_absent, exact_keys, kept_prefixes)
+    return _Compiled(pred, allow_absent, selective)
 
 
 def _not_string(kind: str, arg: Any) -> _Pred:
@@ -1402,22 +1393,6 @@ def _leaf_test(
         return False
 
     return leaf
-
-
-class _BoolKey:
-    """Index key for a boolean: ``True`` itself would collide with ``1`` in a dict (§3)."""
-
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __repr__(self) -> str:
-        return self.name
-
-
-_TRUE = _BoolKey("true")
-_FALSE = _BoolKey("false")
 
 
 # --------------------------------------------------------------------------------------------
@@ -1978,38 +1953,638 @@ def pattern_from_filters(
     return combined
 
 
-_Ref: TypeAlias = tuple[str, _Rule]
+# --------------------------------------------------------------------------------------------
+# PatternSet: every sub-rule is one bit; each path's index says which bits a leaf satisfies
+# --------------------------------------------------------------------------------------------
+
+_SUBSTRINGS = 2048  # past this many (length, offset) probes a string tests its wildcards directly
+_SEEN = 256  # strings per path whose bits are remembered (then forgotten all at once)
+_SEEN_LENGTH = 128  # longer strings are not remembered: ~80 KB per path at most
+
+
+class _Affixes:
+    """Prefixes or suffixes at one path (maybe case-folded, §5), each with the bits it serves.
+
+    A string looks up its head (or tail) once per distinct length present, so the cost follows
+    how many lengths there are, not how many affixes.
+    """
+
+    __slots__ = ("table", "lengths", "tail", "fold")
+
+    def __init__(self, tail: bool, fold: bool) -> None:
+        self.table: dict[str, int] = {}
+        self.lengths: tuple[int, ...] = ()
+        self.tail = tail
+        self.fold = fold
+
+    def finish(self) -> None:
+        self.lengths = tuple(sorted({len(text) for text in self.table}))
+
+    def hits(self, value: str) -> int:
+        """The bits of every affix that ``value`` starts (ends) with."""
+        table = self.table
+        size = len(value)
+        found = 0
+        for length in self.lengths:
+            if length > size:
+                break
+            part = value[size - length :] if self.tail else value[:length]
+            if self.fold:
+                if not part.isascii():
+                    break  # §5: an ASCII text never folds onto a longer non-ASCII part either
+                part = part.lower()
+            mask = table.get(part)
+            if mask is not None:
+                found |= mask
+        return found
+
+
+class _Bounds:
+    """Sorted range bounds with, at each one, the OR of the bits of every bound up to it
+    (``upward``, for lower bounds) or from it on (for upper bounds)."""
+
+    __slots__ = ("keys", "masks")
+
+    def __init__(self, pairs: list[tuple[float, int]], upward: bool) -> None:
+        pairs.sort(key=lambda pair: pair[0])
+        self.keys = [key for key, _ in pairs]
+        masks = [mask for _, mask in pairs]
+        if upward:
+            for i in range(1, len(masks)):
+                masks[i] |= masks[i - 1]
+        else:
+            for i in range(len(masks) - 2, -1, -1):
+                masks[i] |= masks[i + 1]
+        self.masks = masks
+
+    def below(self, number: float, inclusive: bool) -> int:
+        """The bits of the bounds under ``number`` (or equal to it, if ``inclusive``)."""
+        k = (bisect_right if inclusive else bisect_left)(self.keys, number)
+        return self.masks[k - 1] if k else 0
+
+    def above(self, number: float, inclusive: bool) -> int:
+        """The bits of the bounds over ``number`` (or equal to it, if ``inclusive``)."""
+        j = (bisect_left if inclusive else bisect_right)(self.keys, number)
+        return self.masks[j] if j < len(self.masks) else 0
+
+
+_NO_BOUNDS = _Bounds([], upward=True)
+
+
+class _Ranges:
+    """Numeric ranges (§8) at one path: a number finds the bits of every range holding it by
+    bisection, O(log n) whatever their number.
+
+    A lower bound holds every number over it (closed: or equal), so the bits of the lower
+    bounds under a number are a prefix OR over the sorted bounds, precomputed; upper bounds
+    mirror it. A two-sided range must pass both tests, which ANDing the two ORs answers only
+    for one such range per bit: a value list's second one goes to a second layer, and so on.
+    """
+
+    __slots__ = ("lower", "upper", "both", "sides", "spans")
+
+    def __init__(self) -> None:
+        self.lower: dict[_Range, int] = {}  # [">", n] and [">=", n]
+        self.upper: dict[_Range, int] = {}  # ["<", n] and ["<=", n]
+        self.both: list[dict[_Range, int]] = []  # layer k: each bit's (k+1)-th two-sided range
+        self.sides = (_NO_BOUNDS,) * 4
+        self.spans: tuple[tuple[_Bounds, _Bounds, _Bounds, _Bounds], ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.lower or self.upper or self.spans)
+
+    @staticmethod
+    def _bounds(
+        lower: dict[_Range, int], upper: dict[_Range, int]
+    ) -> tuple[_Bounds, _Bounds, _Bounds, _Bounds]:
+        """Closed and open lower bounds, closed and open upper bounds."""
+        sides: tuple[list[tuple[float, int]], ...] = ([], [], [], [])
+        for (low, low_open, _, _), mask in lower.items():
+            if low is not None:
+                sides[1 if low_open else 0].append((low, mask))
+        for (_, _, high, high_open), mask in upper.items():
+            if high is not None:
+                sides[3 if high_open else 2].append((high, mask))
+        return (
+            _Bounds(sides[0], upward=True),
+            _Bounds(sides[1], upward=True),
+            _Bounds(sides[2], upward=False),
+            _Bounds(sides[3], upward=False),
+        )
+
+    def finish(self) -> None:
+        self.sides = self._bounds(self.lower, self.upper)
+        self.spans = tuple(self._bounds(layer, layer) for layer in self.both if layer)
+
+    def hits(self, number: float) -> int:
+        """The bits of every range holding ``number`` (a comparable float64)."""
+        closed_low, open_low, closed_high, open_high = self.sides
+        found = (
+            closed_low.below(number, True)
+            | open_low.below(number, False)
+            | closed_high.above(number, True)
+            | open_high.above(number, False)
+        )
+        for closed_low, open_low, closed_high, open_high in self.spans:
+            found |= (closed_low.below(number, True) | open_low.below(number, False)) & (
+                closed_high.above(number, True) | open_high.above(number, False)
+            )
+        return found
+
+
+_Glob: TypeAlias = tuple[_Pred, int]
+
+
+class _Globs:
+    """Wildcards (§6) at one path, each filed under one of its literal segments, so a string
+    tests only those whose segment it holds: its longest, as a prefix if it is the head, a
+    suffix if the tail, else by its first k characters (k: the shortest such middle segment at
+    the path) looked up at each offset of the string."""
+
+    __slots__ = ("table", "tests", "heads", "tails", "middles")
+
+    def __init__(self) -> None:
+        self.table: dict[tuple[str, ...], int] = {}
+        self.tests: dict[tuple[str, ...], _Pred] = {}
+        empty: tuple[dict[str, list[_Glob]], tuple[int, ...]] = ({}, ())
+        self.heads = self.tails = self.middles = empty
+
+    def finish(self) -> None:
+        tests: dict[tuple[str, ...], _Pred] = {}  # compiled once, kept while the glob is used
+        heads: dict[str, list[_Glob]] = {}
+        tails: dict[str, list[_Glob]] = {}
+        middles: dict[str, list[_Glob]] = {}
+        for segments, mask in self.table.items():
+            test = self.tests.get(segments) or _wildcard(segments)
+            tests[segments] = test
+            # The longest literal picks out the fewest strings; ends are cheaper on a tie.
+            # ("*" alone is a prefix and "**" is invalid: a middle segment is never "".)
+            head, tail, middle = segments[0], segments[-1], max(segments[1:-1], key=len, default="")
+            if len(head) >= max(len(tail), len(middle)):
+                heads.setdefault(head, []).append((test, mask))
+            elif len(tail) >= len(middle):
+                tails.setdefault(tail, []).append((test, mask))
+            else:
+                middles.setdefault(middle, []).append((test, mask))
+        self.tests = tests
+        self.heads, self.tails = (
+            (table, tuple(sorted({len(key) for key in table}))) for table in (heads, tails)
+        )
+        width = min(map(len, middles), default=0)
+        grams: dict[str, list[_Glob]] = {}
+        for segment, bucket in middles.items():
+            grams.setdefault(segment[:width], []).extend(bucket)
+        self.middles = (grams, (width,) if grams else ())
+
+    def hits(self, value: str) -> int:
+        """The bits of every wildcard that ``value`` matches."""
+        size = len(value)
+        found = 0
+        buckets: list[list[_Glob]] = []
+        table, lengths = self.heads
+        for length in lengths:
+            if length > size:
+                break
+            bucket = table.get(value[:length])
+            if bucket is not None:
+                buckets.append(bucket)
+        table, lengths = self.tails
+        for length in lengths:
+            if length > size:
+                break
+            bucket = table.get(value[size - length :])
+            if bucket is not None:
+                buckets.append(bucket)
+        table, lengths = self.middles
+        if lengths:
+            if size * len(lengths) > _SUBSTRINGS:  # a long string: test each one, bounded
+                buckets.extend(table.values())
+            else:
+                parts = {
+                    value[start : start + length]
+                    for length in lengths
+                    for start in range(size - length + 1)
+                }
+                for part in parts:
+                    bucket = table.get(part)
+                    if bucket is not None:
+                        buckets.append(bucket)
+        for bucket in buckets:
+            for test, mask in bucket:
+                if test(value):
+                    found |= mask
+        return found
+
+
+class _PathIndex:
+    """Every condition the set's sub-rules place on one path, indexed by what a leaf can hit.
+
+    Each value-list item (§1.4: OR'ed) files the sub-rule's bit under its key: exact strings,
+    numbers, case-folded texts in dicts; prefixes and suffixes by length (``_Affixes``); ranges
+    by bisection (``_Ranges``); wildcards by a literal segment (``_Globs``); anything-but as
+    "every bit of that kind, minus those a value's exclusion lists name". ``hits`` ORs a leaf's
+    bits together, exactly as ``_compile_values``' predicate would judge each item. What has no
+    exact index (non-ASCII ignore-case; a list's second anything-but prefix, suffix,
+    ignore-case or wildcard) keeps its own predicate in ``generic``.
+    """
+
+    __slots__ = (
+        "path",
+        "constrained",
+        "absent_ok",
+        "unconstrained",
+        "absent",
+        "masks",
+        "strings",
+        "addresses",
+        "numbers",
+        "number_texts",
+        "cidrs",
+        "folded",
+        "affixes",
+        "ranges",
+        "globs",
+        "not_strings",
+        "not_numbers",
+        "not_affixes",
+        "not_folded",
+        "not_globs",
+        "generic",
+        "undo",
+        "on_true",
+        "on_false",
+        "on_null",
+        "on_string",
+        "on_number",
+        "string_affixes",
+        "cidr_list",
+        "generic_list",
+        "any_not",
+        "seen",
+        "touched",
+    )
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.constrained = 0  # bits with a condition here
+        self.absent_ok = 0  # bits whose condition here allows no leaf (exists:false, §9)
+        self.unconstrained = self.absent = 0  # live bits with no condition here (+ absent_ok)
+        self.masks: dict[str, int] = {}  # bits per kind-wide key ("any", "true", ...)
+        self.strings: dict[str, int] = {}
+        self.addresses: dict[tuple[int, int], int] = {}  # §3: address literals, any spelling
+        self.numbers: dict[float, int] = {}  # §3/§8: comparable exact numbers and ["=", n]
+        self.number_texts: dict[str, int] = {}  # §8: numbers event-ruler cannot compare
+        self.cidrs: dict[tuple[int, int, int], int] = {}
+        self.folded: dict[str, int] = {}  # equals-ignore-case, ASCII, lowered
+        self.affixes = {
+            kind: _Affixes(tail, fold)
+            for kind, tail, fold in (
+                (_PREFIX, False, False),
+                (_SUFFIX, True, False),
+                (_PREFIX_EIC, False, True),
+                (_SUFFIX_EIC, True, True),
+            )
+        }
+        self.ranges = _Ranges()
+        self.globs = _Globs()
+        self.not_strings: dict[str, int] = {}
+        self.not_numbers: dict[float, int] = {}
+        self.not_affixes = {_NOT_PREFIX: _Affixes(False, False), _NOT_SUFFIX: _Affixes(True, False)}
+        self.not_folded: dict[str, int] = {}
+        self.not_globs = _Globs()
+        self.generic: dict[int, tuple[int, list[_Pred]]] = {}
+        self.undo: dict[int, list[tuple[dict[Any, int], Any]]] = {}
+        self.on_true = self.on_false = self.on_null = self.on_string = self.on_number = 0
+        self.string_affixes: tuple[_Affixes, ...] = ()
+        self.cidr_list: tuple[tuple[tuple[int, int, int], int], ...] = ()
+        self.generic_list: tuple[tuple[_Pred, int], ...] = ()
+        self.any_not: tuple[int, int, int, int, int, int] = (0, 0, 0, 0, 0, 0)
+        self.seen: dict[str, int] = {}  # string leaf -> its bits, while the tables stand
+        self.touched: set[int] = set()  # ids of the tables changed since the last finish
+
+    def add(self, index: int, condition: _Condition) -> None:
+        """File sub-rule ``index``'s condition here (a sub-rule has one condition per path)."""
+        bit = 1 << index
+        records = self.undo.setdefault(index, [])
+        touched = self.touched
+        generic: list[_Pred] = []
+
+        def put(table: dict[Any, int], key: Any) -> None:
+            old = table.get(key, 0)
+            if not old & bit:
+                table[key] = old | bit
+                records.append((table, key))
+                touched.add(id(table))
+
+        self.constrained |= bit
+        if condition.allow_absent:
+            self.absent_ok |= bit
+        not_strings: frozenset[str] | None = None
+        not_numbers: frozenset[float] | None = None
+        seen: set[str] = set()  # kinds indexed once per list: a second one goes to generic
+        spans = 0  # two-sided ranges of this list so far
+        for item in condition.items:
+            kind, arg = item
+            if kind == _EXACT:
+                if arg.__class__ is str:
+                    put(self.strings, arg)
+                    address = _parse_ip(arg)
+                    if address is not None:
+                        put(self.addresses, address)
+                elif arg is True or arg is False or arg is None:
+                    put(self.masks, json.dumps(arg))
+                else:
+                    comparable = _comparable(arg.text, arg.value)
+                    if comparable is not None:
+                        put(self.numbers, comparable)
+                    else:
+                        put(self.number_texts, arg.text)
+            elif kind == _EXACTLY:
+                put(self.strings, arg)
+            elif kind == _WILDCARD:
+                if len(arg) == 1:
+                    put(self.strings, arg[0])  # §6: no star is plain equality
+                elif len(arg) == 2 and not arg[1]:
+                    put(self.affixes[_PREFIX].table, arg[0])
+                elif len(arg) == 2 and not arg[0]:
+                    put(self.affixes[_SUFFIX].table, arg[1])
+                else:
+                    put(self.globs.table, arg)
+            elif kind in (_PREFIX, _SUFFIX):
+                put(self.affixes[kind].table, arg)
+            elif kind in (_EIC, _PREFIX_EIC, _SUFFIX_EIC) and arg.isascii():
+                table = self.folded if kind == _EIC else self.affixes[kind].table
+                put(table, arg.lower())
+            elif kind == _NUMERIC:
+                low, _, high, _ = arg
+                if low is not None and low == high:
+                    put(self.numbers, low)  # ["=", n]
+                elif high is None:
+                    put(self.ranges.lower, arg)
+                elif low is None:
+                    put(self.ranges.upper, arg)
+                else:
+                    layers = self.ranges.both
+                    if len(layers) == spans:
+                        layers.append({})
+                    put(layers[spans], arg)
+                    spans += 1
+            elif kind == _CIDR:
+                put(self.cidrs, arg)
+            elif kind == _EXISTS:
+                if arg:
+                    put(self.masks, "any")
+            elif kind == _NOT_STRINGS:
+                # §7: passing either of two exclusion lists is passing their intersection.
+                not_strings = arg if not_strings is None else not_strings & arg
+            elif kind == _NOT_NUMBERS:
+                not_numbers = arg if not_numbers is None else not_numbers & arg
+            elif kind in seen or (kind == _NOT_EIC and not all(t.isascii() for t in arg)):
+                generic.append(_compile_values((item,)).pred)
+            elif kind in (_NOT_PREFIX, _NOT_SUFFIX, _NOT_EIC, _NOT_WILDCARD):
+                seen.add(kind)
+                put(self.masks, kind)
+                put(self.masks, "numbers-pass")  # §7: string exclusions let numbers through
+                put(self.masks, "nulls-pass")
+                for text in arg:
+                    if kind == _NOT_EIC:
+                        put(self.not_folded, text.lower())
+                    elif kind == _NOT_WILDCARD:
+                        put(self.not_globs.table, text)
+                    else:
+                        put(self.not_affixes[kind].table, text)
+            else:
+                generic.append(_compile_values((item,)).pred)
+        if not_strings is not None:
+            for key in (_NOT_STRINGS, "numbers-pass", "nulls-pass"):
+                put(self.masks, key)
+            for text in not_strings:
+                put(self.not_strings, text)
+        if not_numbers is not None:
+            for key in (_NOT_NUMBERS, "strings-pass", "nulls-pass"):
+                put(self.masks, key)
+            for number in not_numbers:
+                put(self.not_numbers, number)
+        if generic:
+            self.generic[index] = (bit, generic)
+
+    def remove(self, index: int) -> None:
+        """Take sub-rule ``index`` out of every table it was filed in."""
+        bit = 1 << index
+        keep = ~bit
+        for table, key in self.undo.pop(index, ()):
+            self.touched.add(id(table))
+            mask = table[key] & keep
+            if mask:
+                table[key] = mask
+            else:
+                del table[key]
+        self.generic.pop(index, None)
+        self.constrained &= keep
+        self.absent_ok &= keep
+
+    def finish(self) -> None:
+        """Recompute what is derived from the tables: lengths, bounds, kind-wide masks."""
+        masks = self.masks
+        anything = masks.get("any", 0)
+        not_null = masks.get("nulls-pass", 0)  # §7: anything-but passes null and booleans
+        self.on_true = masks.get("true", 0) | anything | not_null
+        self.on_false = masks.get("false", 0) | anything | not_null
+        self.on_null = masks.get("null", 0) | anything | not_null
+        self.on_string = anything | masks.get("strings-pass", 0)
+        self.on_number = anything | masks.get("numbers-pass", 0)
+        touched = self.touched  # only what changed is derived again: 1,000 ranges take ~1 ms
+        for affixes in (*self.affixes.values(), *self.not_affixes.values()):
+            if id(affixes.table) in touched:
+                affixes.finish()
+        self.string_affixes = tuple(a for a in self.affixes.values() if a.table)
+        ranges = self.ranges
+        if touched & {id(ranges.lower), id(ranges.upper), *map(id, ranges.both)}:
+            ranges.finish()
+        for globs in (self.globs, self.not_globs):
+            if id(globs.table) in touched:
+                globs.finish()
+        touched.clear()
+        self.cidr_list = tuple(self.cidrs.items())
+        self.generic_list = tuple(
+            (test, bit) for bit, tests in self.generic.values() for test in tests
+        )
+        self.any_not = (
+            masks.get(_NOT_STRINGS, 0),
+            masks.get(_NOT_NUMBERS, 0),
+            masks.get(_NOT_PREFIX, 0),
+            masks.get(_NOT_SUFFIX, 0),
+            masks.get(_NOT_EIC, 0),
+            masks.get(_NOT_WILDCARD, 0),
+        )
+        self.seen = {}
+
+    def settle(self, live: int) -> None:
+        """Recompute the masks that depend on every live bit (kept non-negative: big-int
+        operations on negative ints cost CPython a two's-complement copy each time)."""
+        self.unconstrained = live & ~self.constrained
+        self.absent = self.absent_ok | self.unconstrained
+
+    def hits(self, leaves: Sequence[Any]) -> int:
+        """The bits whose condition here some leaf satisfies (§1.4: any leaf, any item)."""
+        found = 0
+        generic = self.generic_list
+        for value in leaves:
+            kind = value.__class__
+            if kind is str:
+                # Sources, detail-types, regions, states repeat from event to event: a string's
+                # bits are remembered until the path's conditions change (bounded, see _SEEN).
+                mask = self.seen.get(value)
+                if mask is None:
+                    mask = self._string(value)
+                    for test, bit in generic:
+                        if test(value):
+                            mask |= bit
+                    if len(value) <= _SEEN_LENGTH:
+                        if len(self.seen) >= _SEEN:
+                            self.seen.clear()
+                        self.seen[value] = mask
+                found |= mask
+                continue
+            if kind is int or kind is float:
+                found |= self._number(value)
+            elif kind is bool:
+                found |= self.on_true if value else self.on_false
+            elif value is None:
+                found |= self.on_null
+            for test, bit in generic:
+                if test(value):
+                    found |= bit
+        return found
+
+    def _string(self, value: str) -> int:
+        found = self.on_string
+        mask = self.strings.get(value)
+        if mask is not None:
+            found |= mask
+        for affixes in self.string_affixes:
+            found |= affixes.hits(value)
+        if self.folded and value.isascii():
+            found |= self.folded.get(value.lower(), 0)
+        if self.addresses or self.cidr_list:
+            parsed = _parse_ip(value)
+            if parsed is not None:
+                found |= self.addresses.get(parsed, 0)
+                version, number = parsed
+                for (family, first, last), mask in self.cidr_list:
+                    if family == version and first <= number <= last:
+                        found |= mask
+        if self.globs.table:
+            found |= self.globs.hits(value)
+        not_strings, _, not_prefix, not_suffix, not_folded, not_globbed = self.any_not
+        if not_strings:
+            found |= not_strings & ~self.not_strings.get(value, 0)
+        if not_prefix:
+            found |= not_prefix & ~self.not_affixes[_NOT_PREFIX].hits(value)
+        if not_suffix:
+            found |= not_suffix & ~self.not_affixes[_NOT_SUFFIX].hits(value)
+        if not_folded:
+            excluded = self.not_folded.get(value.lower(), 0) if value.isascii() else 0
+            found |= not_folded & ~excluded
+        if not_globbed:
+            found |= not_globbed & ~self.not_globs.hits(value)
+        return found
+
+    def _number(self, value: int | float) -> int:
+        found = self.on_number
+        not_numbers = self.any_not[1]
+        comparable = _event_float(value)
+        if comparable is None:  # §8: equal only to the same text; no range; not excluded
+            if self.number_texts:
+                found |= self.number_texts.get(_number_text(value), 0)
+            return found | not_numbers
+        found |= self.numbers.get(comparable, 0)
+        if self.ranges:
+            found |= self.ranges.hits(comparable)
+        if not_numbers:
+            found |= not_numbers & ~self.not_numbers.get(comparable, 0)
+        return found
 
 
 class PatternSet:
-    """Named patterns matched together; per-event cost grows far slower than their number.
+    """Named patterns matched together; per-event cost stays nearly flat as their number grows.
 
-    Each sub-rule is filed under one *anchor*: the exact values or prefixes of its most
-    selective condition (§15: event-ruler compiles rules into a machine over field values
-    instead of testing each rule). An event is flattened once, its (path, value) pairs look
-    up candidates, and only those are verified in full. Sub-rules with no exact or prefix
-    condition are always verified. Not thread-safe.
+    Like aws/event-ruler's state machine (§15), the set is compiled rather than tested pattern
+    by pattern. Every sub-rule (one ``$or`` combination, §10) is a bit of a Python int. Each
+    path any sub-rule uses has a ``_PathIndex`` that maps a leaf value to the bits whose
+    condition it satisfies (dicts, bisection over sorted bounds, affix lookups by length).
+    An event is flattened once along the used paths; then, path by path, the running set of
+    bits is ANDed with "satisfied here, or no condition here" (§1.4), a handful of big-int
+    operations however many patterns there are. Only array consistency (§1.5) is not a
+    per-path property: a sub-rule with two or more conditions on paths that reach into arrays
+    in this event is confirmed by ``_match_pairs``, the same check ``Pattern.matches`` makes.
+
+    ``add``/``remove`` file or unfile one pattern's bits in O(its size); derived parts (sorted
+    lengths and bounds) are recomputed lazily, for the paths that changed, on the next match.
+    Not thread-safe.
     """
 
     def __init__(self) -> None:
         self._patterns: dict[str, Pattern] = {}
-        self._dirty = False
+        self._bits: dict[str, list[int]] = {}  # name -> its sub-rules' bit indexes
+        self._rules: dict[int, tuple[str, _Rule]] = {}
+        self._names: list[str] = []  # bit index -> its pattern's name ("" once released)
+        self._free: list[int] = []  # released bit indexes, reused lowest first
+        self._next = 0
+        self._live = 0  # every sub-rule's bit
+        self._paths: dict[str, _PathIndex] = {}
+        self._users: dict[str, int] = {}  # path -> how many sub-rules constrain it
+        self._changed: set[str] = set()  # paths whose tables changed since the last match
+        self._stale = False  # anything changed since the last match
         self._trie = _Trie("")
-        self._exact: dict[str, dict[Any, list[_Ref]]] = {}
-        self._prefix: dict[str, tuple[dict[str, list[_Ref]], tuple[int, ...]]] = {}
-        self._always: list[_Ref] = []
+        self._trie_stale = False
 
     def add(self, name: str, pattern: Pattern | Mapping[str, Any] | str) -> None:
         """Add or replace ``name``; a mapping or text is compiled (``{}`` matches everything)."""
         if not isinstance(pattern, Pattern):
             pattern = compile_pattern(pattern, allow_empty=True)
+        if name in self._patterns:
+            self.remove(name)
         self._patterns[name] = pattern
-        self._dirty = True
+        self._stale = True
+        bits = self._bits[name] = []
+        for rule in pattern._rules:
+            index = heappop(self._free) if self._free else self._next
+            self._next = max(self._next, index + 1)
+            bits.append(index)
+            self._rules[index] = (name, rule)
+            if index == len(self._names):
+                self._names.append(name)
+            else:
+                self._names[index] = name
+            self._live |= 1 << index
+            for condition in rule:
+                path = condition.path
+                paths = self._paths.get(path)
+                if paths is None:
+                    paths = self._paths[path] = _PathIndex(path)
+                    self._trie_stale = True
+                paths.add(index, condition)
+                self._users[path] = self._users.get(path, 0) + 1
+                self._changed.add(path)
 
     def remove(self, name: str) -> None:
         """Remove ``name``; ``KeyError`` if it is not in the set."""
         del self._patterns[name]
-        self._dirty = True
+        self._stale = True
+        for index in self._bits.pop(name):
+            _, rule = self._rules.pop(index)
+            self._names[index] = ""
+            self._live &= ~(1 << index)
+            heappush(self._free, index)
+            for condition in rule:
+                path = condition.path
+                self._paths[path].remove(index)
+                self._users[path] -= 1
+                self._changed.add(path)
+                if not self._users[path]:
+                    del self._users[path], self._paths[path]
+                    self._trie_stale = True
 
     def get(self, name: str) -> Pattern | None:
         """The pattern added as ``name``, if any."""
@@ -2026,99 +2601,92 @@ class PatternSet:
 
     def matches(self, event: Mapping[str, Any]) -> set[str]:
         """The names of the patterns that ``event`` matches."""
-        if self._dirty:
-            self._rebuild()
+        if self._stale:
+            self._finish()
         vals: dict[str, list[Any]] = {}
         mems: dict[str, list[_Membership]] = {}
         _flatten(event, self._trie, vals, mems)
-        candidates: list[_Ref] = []
-        found: set[int] = set()  # buckets already taken: equal values in an array hit one often
-        for path, table in self._exact.items():
-            leaves = vals.get(path)
-            if leaves is None:
-                continue
-            for value in leaves:
-                kind = value.__class__
-                bucket = table.get((_TRUE if value else _FALSE) if kind is bool else value)
-                if bucket is not None and id(bucket) not in found:
-                    found.add(id(bucket))
-                    candidates += bucket
-                if kind is int and not -_SAFE_INT <= value <= _SAFE_INT:
-                    comparable = _event_float(value)  # §3: numeric equality as float64
-                    bucket = table.get(comparable) if comparable is not None else None
-                    if bucket is not None and id(bucket) not in found:
-                        found.add(id(bucket))
-                        candidates += bucket
-        for path, (table, lengths) in self._prefix.items():
-            leaves = vals.get(path)
-            if leaves is None:
-                continue
-            for value in leaves:
-                if value.__class__ is str:
-                    for length in lengths:
-                        if length > len(value):
-                            break
-                        bucket = table.get(value[:length])
-                        if bucket is not None and id(bucket) not in found:
-                            found.add(id(bucket))
-                            candidates += bucket
-        candidates += self._always
-        matched: set[str] = set()
-        for name, rule in candidates:
-            if name in matched:
-                continue
-            pairs: list[_Pair] = [(vals.get(c.path, _NO_LEAVES), mems.get(c.path)) for c in rule]
-            if _match_pairs(rule, pairs):
-                matched.add(name)
-        return matched
+        paths = self._paths
+        twice = 0  # bits with conditions on two or more paths that cross arrays here (§1.5)
+        if mems:
+            once = 0
+            for path in mems:
+                index = paths.get(path)  # mems may name a trie node no condition ends at
+                if index is not None:
+                    twice |= once & index.constrained
+                    once |= index.constrained
+        result = self._live
+        if not twice:
+            for path, index in paths.items():
+                leaves = vals.get(path)
+                if leaves is None:
+                    result &= index.absent
+                else:
+                    result &= index.hits(leaves) | index.unconstrained
+                if not result:
+                    return set()
+        else:
+            # A superset for the bits that need the full check: exists:false on a path that
+            # crosses arrays may hold in the elements the other conditions pick (§9, §1.5).
+            loose = self._live
+            for path, index in paths.items():
+                leaves = vals.get(path)
+                if leaves is None:
+                    result &= index.absent
+                    loose &= index.absent
+                else:
+                    satisfied = index.hits(leaves) | index.unconstrained
+                    result &= satisfied
+                    loose &= satisfied | index.absent_ok if path in mems else satisfied
+            result &= ~twice
+            for bit in _bit_indexes(loose & twice):
+                rule = self._rules[bit][1]
+                pairs: list[_Pair] = [
+                    (vals.get(c.path, _NO_LEAVES), mems.get(c.path)) for c in rule
+                ]
+                if _match_pairs(rule, pairs):
+                    result |= 1 << bit
+        return self._names_of(result)
 
-    def _rebuild(self) -> None:
-        """Re-plan the index: choose each sub-rule's anchor from value frequencies."""
-        refs: list[_Ref] = [(n, rule) for n, p in self._patterns.items() for rule in p._rules]
-        frequency: dict[tuple[str, Any], int] = {}
-        for _, rule in refs:
-            for condition in rule:
-                for key in _anchor_keys(condition):
-                    frequency[key] = frequency.get(key, 0) + 1
-        exact: dict[str, dict[Any, list[_Ref]]] = {}
-        prefix: dict[str, dict[str, list[_Ref]]] = {}
-        always: list[_Ref] = []
-        wanted: set[str] = set()
-        for ref in refs:
-            best: _Condition | None = None
-            best_cost = 0
-            for condition in ref[1]:
-                wanted.add(condition.path)
-                if condition.exact_keys is None:
-                    continue
-                cost = sum(frequency[key] for key in _anchor_keys(condition))
-                if best is None or cost < best_cost:
-                    best, best_cost = condition, cost
-            if best is None:
-                always.append(ref)
-                continue
-            assert best.exact_keys is not None
-            for key in best.exact_keys:
-                exact.setdefault(best.path, {}).setdefault(key, []).append(ref)
-            for text in best.prefixes:
-                prefix.setdefault(best.path, {}).setdefault(text, []).append(ref)
-        self._exact = exact
-        self._prefix = {
-            path: (table, tuple(sorted({len(text) for text in table})))
-            for path, table in prefix.items()
-        }
-        self._always = always
-        self._trie = _build_trie(wanted)
-        self._dirty = False
+    def _names_of(self, mask: int) -> set[str]:
+        """The names of the sub-rules in ``mask``."""
+        if mask.bit_count() <= 8:  # the usual case: a few bits, read one by one
+            names = set()
+            while mask:
+                low = mask & -mask
+                names.add(self._names[low.bit_length() - 1])
+                mask ^= low
+            return names
+        return set(compress(self._names, _selectors(mask)))
+
+    def _finish(self) -> None:
+        for path in self._changed:
+            index = self._paths.get(path)
+            if index is not None:
+                index.finish()
+        self._changed.clear()
+        for index in self._paths.values():
+            index.settle(self._live)
+        self._stale = False
+        if self._trie_stale:
+            self._trie = _build_trie(set(self._paths))
+            self._trie_stale = False
 
 
-def _anchor_keys(condition: _Condition) -> Iterator[tuple[str, Any]]:
-    if condition.exact_keys is None:
-        return
-    for key in condition.exact_keys:
-        yield (condition.path, key)
-    for text in condition.prefixes:
-        yield (condition.path, ("prefix", text))
+_BINARY = bytes.maketrans(b"01", b"\x00\x01")
+
+
+def _selectors(mask: int) -> bytes:
+    """``mask``'s bits, lowest first, as 0/1 bytes for ``itertools.compress``.
+
+    An event can match hundreds of patterns; this keeps reading them out at C speed.
+    """
+    return bin(mask)[:1:-1].encode().translate(_BINARY)
+
+
+def _bit_indexes(mask: int) -> Iterator[int]:
+    """The indexes of the set bits of ``mask``, lowest first."""
+    return compress(count(), _selectors(mask))
 
 
 class _Trie:

@@ -474,6 +474,12 @@ def test_anything_but_string_forms(values: list[Any], value: Any, expected: bool
         ([{"numeric": [">", 100]}, {"anything-but": "101"}], "101", False),
         ([{"numeric": [">", 100]}, {"anything-but": "101"}], 101, True),
         ([{"anything-but": [1, 2]}, {"exists": False}], MISSING, True),
+        ([{"anything-but": ["a", "b"]}, {"anything-but": "b"}], "a", True),
+        ([{"anything-but": ["a", "b"]}, {"anything-but": "b"}], "b", False),
+        ([{"anything-but": [1, 2]}, {"anything-but": 2}], 1, True),
+        ([{"anything-but": [1, 2]}, {"anything-but": 2}], 2.0, False),
+        ([{"anything-but": {"prefix": "a"}}, {"anything-but": {"prefix": "ab"}}], "ac", True),
+        ([{"anything-but": {"prefix": "a"}}, {"anything-but": {"prefix": "ab"}}], "abc", False),
     ),
 )
 def test_anything_but_is_ored_with_other_items(
@@ -502,6 +508,10 @@ def test_anything_but_is_ored_with_other_items(
         ([{"numeric": [">=", 0, "<", 5]}], 0, True),
         ([{"numeric": [">=", 0, "<", 5]}], 5, False),
         ([{"numeric": [">", -5e9, "<", 5e9]}], -4999999999.5, True),
+        ([{"numeric": [">", 0, "<", 1]}, {"numeric": [">", 5, "<", 6]}], 3, False),
+        ([{"numeric": [">", 0, "<", 1]}, {"numeric": [">", 5, "<", 6]}], 5.5, True),
+        ([{"numeric": ["<", 0]}, {"numeric": [">", 5]}], 3, False),
+        ([{"numeric": ["<", 0]}, {"numeric": [">", 5]}], 6, True),
         ([{"numeric": ["=", 3.018e2]}], 301.8, True),
         ([{"numeric": [">", 0]}], "300", False),
         ([{"numeric": [">", 0]}], None, False),
@@ -872,3 +882,59 @@ def test_array_consistency_search_stays_linear() -> None:
     check({"a": {"x": [1], "y": [1], "z": [1]}}, one_array, False)
     check({"a": {"x": [1], "z": [1]}, "b": {"y": [1]}}, two_arrays, False)
     check({"a": {"x": [1], "w": [{"exists": False}]}, "b": {"y": [1]}}, two_arrays, True)
+
+
+# PatternSet: the compiled index against each pattern alone ----------------------------------
+
+
+def test_pattern_set_forgets_remembered_strings_when_conditions_change() -> None:
+    """A string's remembered verdict is dropped when a pattern on its path is added or removed."""
+    patterns = PatternSet()
+    patterns.add("exact", {"a": ["xy"]})
+    assert patterns.matches({"a": "xy"}) == {"exact"}
+    patterns.add("prefix", {"a": [{"prefix": "x"}]})
+    assert patterns.matches({"a": "xy"}) == {"exact", "prefix"}
+    patterns.remove("exact")
+    assert patterns.matches({"a": "xy"}) == {"prefix"}
+    patterns.add("prefix", {"a": [{"anything-but": {"prefix": "x"}}]})  # replaced in place
+    assert patterns.matches({"a": "xy"}) == set()
+    assert patterns.matches({"a": "zz"}) == {"prefix"}
+
+
+@pytest.mark.parametrize("length", [1, 200])
+def test_pattern_set_agrees_on_more_distinct_strings_than_it_remembers(length: int) -> None:
+    """Past the remembered strings' bound (and for strings too long to remember) it agrees."""
+    compiled = {
+        f"p{i}": compile_pattern({"a": [{"wildcard": f"*{i}*"}, {"suffix": f"-{i}"}]})
+        for i in range(30)
+    }
+    patterns = PatternSet()
+    for name, pattern in compiled.items():
+        patterns.add(name, pattern)
+    for n in range(2500):
+        event = {"a": "v" * length + f"-{n}"}
+        assert patterns.matches(event) == {
+            name for name, pattern in compiled.items() if pattern.matches(event)
+        }
+
+
+def test_pattern_set_wildcards_on_a_long_value_stay_linear() -> None:
+    """§6: a 1 MB value against wildcards filed by a middle segment is tested, not sliced up."""
+    hostile = "a:" * 500_000
+    patterns = PatternSet()
+    patterns.add("middle", {"a": [{"wildcard": "*:x*"}]})
+    patterns.add("ends", {"a": [{"wildcard": "*a:*:"}]})
+    assert patterns.matches({"a": hostile}) == {"ends"}
+    assert patterns.matches({"a": hostile + "x"}) == {"middle"}
+
+
+def test_pattern_set_bits_of_removed_patterns_are_reused() -> None:
+    """Removing and adding patterns many times reuses sub-rule bits: the masks stay small."""
+    patterns = PatternSet()
+    patterns.add("keep", {"a": ["x"]})
+    for n in range(500):
+        patterns.add(f"p{n}", {"$or": [{"a": ["x"]}, {"b": [n]}]})
+        assert patterns.matches({"a": "x"}) == {"keep", f"p{n}"}
+        patterns.remove(f"p{n}")
+    assert patterns.matches({"a": "x", "b": 3}) == {"keep"}
+    assert patterns._live.bit_length() <= 3  # "keep" plus one pattern's two $or branches

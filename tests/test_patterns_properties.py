@@ -15,10 +15,12 @@ from hookcli.patterns import InvalidPatternError, PatternSet, compile_pattern, l
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 KEYS = st.sampled_from(["a", "b", "c", "a.b", "b.c", ""])
-TEXT = st.sampled_from(["", "x", "xy", "Xy", "yx", "10.0.0.1", "2001:db8::1", "a*b", "é"])
+TEXT = st.sampled_from(
+    ["", "x", "xy", "Xy", "yx", "XY", "xyx", "10.0.0.1", "2001:db8::1", "a*b", "é", "É", "xÉ"]
+)
 NUMBERS = st.one_of(
     st.integers(-3, 3),
-    st.sampled_from([0.5, 1.0, 2.0, 1e300, -0.0, 2**53, 2**53 + 1]),
+    st.sampled_from([0.5, 1.0, 1.5, 2.0, 2.5, 1e300, -0.0, 2**53, 2**53 + 1]),
 )
 SCALARS = st.one_of(TEXT, NUMBERS, st.booleans(), st.none())
 
@@ -148,22 +150,47 @@ def test_compiling_any_text_raises_only_invalid_pattern_errors(text: str) -> Non
 
 # Patterns from the whole grammar over a small vocabulary, so they often match. -------------
 
-STRINGS = st.sampled_from(["", "x", "xy", "Xy", "10.0.0.1", "a*b"])
+STRINGS = st.sampled_from(["", "x", "xy", "Xy", "10.0.0.1", "a*b", "é", "É", "xÉ"])
+GLOBS = st.sampled_from(["*", "x*", "*y", "x*y", "", "a\\*b", "*x*", "x*y*", "*é", "X*y*x"])
+BOUNDS = st.sampled_from([-2, -1, 0, 0.5, 1, 1.5, 2, 2**53])
+STRING_LISTS = st.lists(STRINGS.filter(bool), min_size=1, max_size=2)
 ITEMS = st.one_of(
     SCALARS,
     st.builds(lambda s: {"prefix": s}, STRINGS),
     st.builds(lambda s: {"suffix": s}, STRINGS),
     st.builds(lambda s: {"equals-ignore-case": s}, STRINGS),
     st.builds(lambda s: {"prefix": {"equals-ignore-case": s}}, STRINGS),
-    st.builds(lambda s: {"wildcard": s}, st.sampled_from(["*", "x*", "*y", "x*y", "", "a\\*b"])),
+    st.builds(lambda s: {"suffix": {"equals-ignore-case": s}}, STRINGS),
+    st.builds(lambda s: {"wildcard": s}, GLOBS),
     st.builds(lambda s: {"anything-but": s}, st.one_of(STRINGS, st.integers(-2, 2))),
-    st.builds(lambda s: {"anything-but": {"prefix": s}}, st.sampled_from(["x", "y"])),
-    st.builds(lambda s: {"anything-but": {"wildcard": s}}, st.sampled_from(["x*", "*"])),
-    st.builds(lambda n: {"numeric": [">", n]}, st.integers(-2, 2)),
-    st.builds(lambda n: {"numeric": [">=", n, "<", n + 2]}, st.integers(-2, 2)),
-    st.builds(lambda n: {"numeric": ["=", n]}, st.sampled_from([0, 1, 2**53])),
+    st.builds(lambda s: {"anything-but": s}, st.one_of(STRING_LISTS, st.lists(BOUNDS, min_size=1))),
+    st.builds(
+        lambda s: {"anything-but": {"prefix": s}}, st.one_of(STRING_LISTS, STRINGS.filter(bool))
+    ),
+    st.builds(
+        lambda s: {"anything-but": {"suffix": s}}, st.one_of(STRING_LISTS, STRINGS.filter(bool))
+    ),
+    st.builds(
+        lambda s: {"anything-but": {"equals-ignore-case": s}}, st.one_of(STRINGS, STRING_LISTS)
+    ),
+    st.builds(
+        lambda s: {"anything-but": {"wildcard": s}},
+        st.one_of(GLOBS, st.lists(GLOBS, min_size=1, max_size=2)),
+    ),
+    st.builds(
+        lambda op, n: {"numeric": [op, n]}, st.sampled_from([">", ">=", "<", "<=", "="]), BOUNDS
+    ),
+    st.builds(
+        lambda low, width, ops: {"numeric": [ops[0], low, ops[1], low + width]},
+        BOUNDS,
+        st.sampled_from([0.5, 1, 2]),
+        st.sampled_from([(">", "<"), (">=", "<"), (">", "<="), (">=", "<=")]),
+    ),
     st.builds(lambda b: {"exists": b}, st.booleans()),
-    st.just({"cidr": "10.0.0.0/8"}),
+    st.builds(
+        lambda c: {"cidr": c},
+        st.sampled_from(["10.0.0.0/8", "10.0.0.1/31", "2001:db8::/32", "::/0"]),
+    ),
 )
 VALUE_LISTS = st.lists(ITEMS, min_size=1, max_size=3)
 PATTERN_OBJECTS: st.SearchStrategy[dict[str, Any]] = st.recursive(
@@ -277,3 +304,165 @@ def test_repeated_pattern_keys_compile_like_their_merged_source(
         return
     again = compile_pattern(compiled.source)
     assert again.matches(event) is compiled.matches(event)
+
+
+OPERATIONS = st.lists(
+    st.one_of(
+        st.tuples(st.just("add"), st.integers(0, 4), PATTERN_OBJECTS),
+        st.tuples(st.just("remove"), st.integers(0, 4), st.none()),
+    ),
+    min_size=1,
+    max_size=10,
+)
+
+
+@SETTINGS
+@given(OPERATIONS, st.lists(OBJECT_EVENTS, min_size=1, max_size=3))
+def test_pattern_set_agrees_after_every_add_replace_and_remove(
+    operations: list[tuple[str, int, dict[str, Any] | None]], events: list[dict[str, Any]]
+) -> None:
+    """The incrementally kept index agrees with Pattern.matches after every change to the set."""
+    compiled = {}
+    pattern_set = PatternSet()
+    for operation, i, pattern in operations:
+        name = f"p{i}"
+        if operation == "add":
+            try:
+                compiled[name] = compile_pattern(pattern or {})
+            except InvalidPatternError:
+                continue
+            pattern_set.add(name, compiled[name])
+        elif name in compiled:
+            del compiled[name]
+            pattern_set.remove(name)
+        for event in events:
+            expected = {name for name, pattern in compiled.items() if pattern.matches(event)}
+            assert pattern_set.matches(event) == expected
+
+
+@SETTINGS
+@given(st.lists(VALUE_LISTS, min_size=1, max_size=40), st.lists(SCALARS, min_size=1, max_size=4))
+def test_many_value_lists_on_one_path_agree_with_each_pattern(
+    value_lists: list[list[Any]], values: list[Any]
+) -> None:
+    """Dozens of conditions on one path (shared range bounds, affix lengths, exclusion lists)
+    index to exactly the patterns whose own matches() is true, for one leaf or an array."""
+    compiled = {}
+    pattern_set = PatternSet()
+    for i, value_list in enumerate(value_lists):
+        try:
+            compiled[f"p{i}"] = compile_pattern({"a": value_list})
+        except InvalidPatternError:
+            continue
+        pattern_set.add(f"p{i}", compiled[f"p{i}"])
+    for event in [{"a": value} for value in values] + [{"a": values}, {"b": 1}]:
+        expected = {name for name, pattern in compiled.items() if pattern.matches(event)}
+        assert pattern_set.matches(event) == expected
+
+
+def agree_on_one_path(value_lists: list[list[Any]], events: list[dict[str, Any]]) -> None:
+    """Assert PatternSet names exactly the patterns {"a": value_list} whose matches() is true."""
+    compiled = {}
+    pattern_set = PatternSet()
+    for i, value_list in enumerate(value_lists):
+        try:
+            compiled[f"p{i}"] = compile_pattern({"a": value_list})
+        except InvalidPatternError:
+            continue
+        pattern_set.add(f"p{i}", compiled[f"p{i}"])
+    for event in events:
+        expected = {name for name, pattern in compiled.items() if pattern.matches(event)}
+        assert pattern_set.matches(event) == expected
+
+
+NUMERIC_ITEMS = st.one_of(
+    st.builds(
+        lambda op, n: {"numeric": [op, n]}, st.sampled_from([">", ">=", "<", "<=", "="]), BOUNDS
+    ),
+    st.builds(
+        lambda low, width, ops: {"numeric": [ops[0], low, ops[1], low + width]},
+        BOUNDS,
+        st.sampled_from([0.5, 1, 3]),
+        st.sampled_from([(">", "<"), (">=", "<"), (">", "<="), (">=", "<=")]),
+    ),
+    st.builds(lambda n: {"anything-but": n}, st.lists(BOUNDS, min_size=1, max_size=2)),
+    BOUNDS,
+)
+
+
+@SETTINGS
+@given(
+    st.lists(st.lists(NUMERIC_ITEMS, min_size=1, max_size=3), min_size=1, max_size=30),
+    st.lists(st.one_of(BOUNDS, st.sampled_from([-3, -1.5, 0.25, 2.5, 4, 2**53 + 1])), max_size=4),
+)
+def test_numeric_conditions_on_one_path_agree_with_each_pattern(
+    value_lists: list[list[Any]], numbers: list[Any]
+) -> None:
+    """§8: bounds equal to, between and beyond the ranges' (open and closed) pick the same
+    patterns as each pattern alone, several ranges and exclusions per value list included."""
+    agree_on_one_path(value_lists, [{"a": n} for n in numbers] + [{"a": numbers}])
+
+
+WORDS = st.sampled_from(["x", "xy", "Xy", "yx", "xyz", "é", "É"])
+EXCLUSION_ITEMS = st.one_of(
+    *(
+        st.builds(lambda s, op=op: {"anything-but": {op: s}} if op else {"anything-but": s}, values)
+        for op, values in (
+            ("", st.one_of(WORDS, st.lists(WORDS, min_size=1, max_size=3))),
+            ("prefix", st.one_of(WORDS, st.lists(WORDS, min_size=1, max_size=2))),
+            ("suffix", st.one_of(WORDS, st.lists(WORDS, min_size=1, max_size=2))),
+            ("equals-ignore-case", st.lists(WORDS, min_size=1, max_size=2)),
+            ("wildcard", st.lists(st.sampled_from(["x*", "*y", "*y*", "x*z"]), min_size=1)),
+        )
+    ),
+    st.builds(lambda s: {"equals-ignore-case": s}, WORDS),
+)
+
+
+@SETTINGS
+@given(
+    st.lists(st.lists(EXCLUSION_ITEMS, min_size=1, max_size=3), min_size=1, max_size=30),
+    st.lists(st.one_of(WORDS, st.sampled_from(["", "XYZ", "xÉ", "zz"]), NUMBERS), max_size=4),
+)
+def test_anything_but_conditions_on_one_path_agree_with_each_pattern(
+    value_lists: list[list[Any]], values: list[Any]
+) -> None:
+    """§7: anything-but lists OR'ed in one value list (a value passes if any one lets it
+    through) index to the same patterns as each pattern alone."""
+    agree_on_one_path(value_lists, [{"a": v} for v in values] + [{"a": values}, {"a": None}])
+
+
+ELEMENT = st.dictionaries(st.sampled_from(["b", "c"]), st.one_of(WORDS, st.integers(0, 2)))
+ARRAY_PATTERN = st.dictionaries(
+    st.sampled_from(["b", "c"]),
+    st.lists(
+        st.one_of(WORDS, st.integers(0, 2), st.builds(lambda b: {"exists": b}, st.booleans())),
+        min_size=1,
+        max_size=2,
+    ),
+    min_size=1,
+)
+
+
+@SETTINGS
+@given(
+    st.lists(st.tuples(ARRAY_PATTERN, st.one_of(st.none(), WORDS)), min_size=1, max_size=8),
+    st.lists(st.lists(ELEMENT, max_size=3), min_size=1, max_size=3),
+)
+def test_conditions_in_arrays_of_objects_agree_with_each_pattern(
+    patterns: list[tuple[dict[str, Any], str | None]], arrays: list[list[dict[str, Any]]]
+) -> None:
+    """§1.5/§9: fields of one array's objects (exists:false too) must hold in one element;
+    PatternSet's confirmation of such sub-rules agrees with each pattern alone."""
+    compiled = {}
+    pattern_set = PatternSet()
+    for i, (fields, top) in enumerate(patterns):
+        pattern: dict[str, Any] = {"a": fields}
+        if top is not None:
+            pattern["t"] = [top]
+        compiled[f"p{i}"] = compile_pattern(pattern)
+        pattern_set.add(f"p{i}", compiled[f"p{i}"])
+    for array in arrays:
+        for event in ({"a": array, "t": "x"}, {"a": array, "t": ["xy", "x"]}):
+            expected = {name for name, pattern in compiled.items() if pattern.matches(event)}
+            assert pattern_set.matches(event) == expected
