@@ -95,7 +95,18 @@ def _root(
 
 def _register() -> None:
     """Attach every command group; each module keeps its heavy imports inside its commands."""
-    from hookcli.cli import demo, events, expect, listen, pattern, relay, replay, send, transform
+    from hookcli.cli import (
+        demo,
+        events,
+        expect,
+        listen,
+        pattern,
+        relay,
+        replay,
+        send,
+        transform,
+        ui,
+    )
 
     listen.register(app)
     expect.register(app)
@@ -106,6 +117,7 @@ def _register() -> None:
     pattern.register(app)
     transform.register(app)
     demo.register(app)
+    ui.register(app)
 
 
 _register()
