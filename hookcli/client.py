@@ -273,7 +273,7 @@ async def send_results(ws: ClientConnection | None, results: Sequence[Result]) -
 
 
 class RelayApi:
-    """The relay's HTTP endpoints: info, history, one event, recording a replay's result."""
+    """The relay's HTTP endpoints: info, history, one event, issues, recording a replay's result."""
 
     def __init__(self, connection: Connection, session: aiohttp.ClientSession) -> None:
         self.connection = connection
@@ -356,6 +356,42 @@ class RelayApi:
         if not isinstance(data, dict) or not isinstance(data.get("events"), list):
             raise ProtocolError("the relay sent a malformed history page")
         return list(data["events"])
+
+    async def issues(self, **filters: Any) -> list[dict[str, Any]]:
+        """``GET /v1/issues``: current failures grouped by cause, oldest group first.
+
+        Filters: ``listener``, ``source``, ``detail_type``, ``since``, ``limit``; each group is
+        ``FailureGroup.to_dict()`` (key, number, listener, target, code, error, count, ...).
+        """
+        try:
+            data = await self._call("GET", "/v1/issues", params=filters)
+        except NotFoundError as exc:
+            # Only a relay without the endpoint answers 404 here (one older than issue 10).
+            raise RelayError(
+                f"the relay at {self.connection.http_url} does not group failures ({exc})",
+                hint="upgrade the relay to this hook's version and restart it",
+            ) from exc
+        if not isinstance(data, dict) or not isinstance(data.get("issues"), list):
+            raise ProtocolError("the relay sent a malformed list of issues")
+        return list(data["issues"])
+
+    async def issue(
+        self, key: str, *, after: int = 0, limit: int | None = None, **filters: Any
+    ) -> dict[str, Any]:
+        """``GET /v1/issues/<key>``: ``{"issue": group, "events": [{seq, id, delivery}], "more"}``.
+
+        One page of the group's events by seq; pass the last ``seq`` as ``after`` while
+        ``more``. An unknown key (its events all succeeded since) raises NotFoundError.
+        """
+        params = {**filters, "after": after or None, "limit": limit}
+        data = await self._call("GET", f"/v1/issues/{quote(key, safe='')}", params=params)
+        if (
+            not isinstance(data, dict)
+            or not isinstance(data.get("issue"), dict)
+            or not isinstance(data.get("events"), list)
+        ):
+            raise ProtocolError("the relay sent a malformed issue")
+        return data
 
     async def record(
         self,

@@ -34,7 +34,7 @@ from datetime import datetime
 from json.encoder import encode_basestring_ascii as _string
 from typing import Any, Literal, TypeGuard
 
-from hookcli.errors import InvalidEventError, ProtocolError
+from hookcli.errors import InvalidEventError, ProtocolError, UsageError
 from hookcli.events import Event, RawRequest, parse_event
 
 PROTOCOL_VERSION = 1
@@ -637,3 +637,83 @@ _PARSERS: dict[str, Callable[[Mapping[str, Any]], Message]] = {
     "results": _results,
     "error": _error,
 }
+
+
+# ---------------------------------------------------------------------- GET /v1/issues queries
+
+#: ``GET /v1/issues``: at most this many groups per answer (the default is all, up to this).
+MAX_ISSUES = 1000
+#: ``GET /v1/issues/{key}``: at most this many events per page (the default 100).
+MAX_ISSUE_EVENTS = 1000
+DEFAULT_ISSUE_EVENTS = 100
+#: Failure groups' keys: hex digits of their cause's SHA-256 (``failures.KEY_LENGTH``).
+_ISSUE_KEY_LENGTH = 8
+_ISSUE_HINT = "see GET /v1/issues in docs/protocol.md"
+
+
+@dataclass(frozen=True, slots=True)
+class IssueQuery:
+    """The checked query of ``GET /v1/issues`` and ``GET /v1/issues/{key}``.
+
+    ``since`` stays text (ISO time or unix seconds) for the relay's time parser; ``after``
+    and ``limit`` page a group's events (``limit`` caps the number of groups in a list).
+    """
+
+    listener: str | None = None
+    source: str | None = None
+    detail_type: str | None = None
+    since: str | None = None
+    limit: int | None = None
+    after: int = 0
+
+
+def parse_issue_query(query: Mapping[str, str], *, max_limit: int = MAX_ISSUES) -> IssueQuery:
+    """Check an issues query: names within their lengths, ``limit`` 1..``max_limit``, ``after``
+    a seq. Raises UsageError (the relay's 400) with a hint saying what fits."""
+    texts: dict[str, str | None] = {}
+    for name, longest in (
+        ("listener", MAX_NAME_LENGTH),
+        ("source", MAX_NAME_LENGTH),
+        ("detail_type", MAX_NAME_LENGTH),
+        ("since", 64),
+    ):
+        value = query.get(name) or None
+        if value is not None and len(value) > longest:
+            raise UsageError(f"'{name}' must be at most {longest} characters", hint=_ISSUE_HINT)
+        texts[name] = value
+    return IssueQuery(
+        listener=texts["listener"],
+        source=texts["source"],
+        detail_type=texts["detail_type"],
+        since=texts["since"],
+        limit=_query_int(query, "limit", 1, max_limit),
+        after=_query_int(query, "after", 0, MAX_SEQ) or 0,
+    )
+
+
+def parse_issue_key(text: str) -> str:
+    """A failure group's key as given: 8 hex digits (any case); raises UsageError otherwise."""
+    key = text.lower()
+    if len(key) != _ISSUE_KEY_LENGTH or any(c not in "0123456789abcdef" for c in key):
+        raise UsageError(
+            f"issue keys are {_ISSUE_KEY_LENGTH} hex digits, not {text[:40]!r}",
+            hint="`hook events --issues` (GET /v1/issues) lists the groups with their keys",
+        )
+    return key
+
+
+def _query_int(query: Mapping[str, str], name: str, low: int, high: int) -> int | None:
+    """An integer query parameter within [low, high], ASCII digits only; None when absent."""
+    value = query.get(name)
+    if value is None or value == "":
+        return None
+    if (
+        not (value.isascii() and value.isdigit())
+        or len(value) > 19
+        or not low <= int(value) <= high
+    ):
+        raise UsageError(
+            f"'{name}' must be an integer from {low} to {high}, not {value[:40]!r}",
+            hint=_ISSUE_HINT,
+        )
+    return int(value)

@@ -22,6 +22,15 @@ def register(app: typer.Typer) -> None:
 @group.callback()
 def events(
     ctx: typer.Context,
+    issues: Annotated[
+        bool,
+        typer.Option(
+            "--issues",
+            help="Failures grouped by cause (listener, target, status or exit code, first line"
+            " of the error), oldest group first: count, first and last seen, newest example."
+            " `hook replay --issue N` replays a group.",
+        ),
+    ] = False,
     status: Annotated[
         str | None,
         typer.Option("--status", help="delivered, failed or pending (pending needs --listener)."),
@@ -33,11 +42,23 @@ def events(
     detail_type: o.DetailTypes = None,
     pattern: o.PatternOpt = None,
     since: Annotated[
-        str | None, typer.Option("--since", help="Received at or after this ISO time.")
+        str | None,
+        typer.Option(
+            "--since",
+            help="Received at or after this ISO time (with --issues: failures recorded since).",
+        ),
     ] = None,
     limit: Annotated[
-        int, typer.Option("--limit", "-n", min=1, max=1000, help="At most this many events.")
-    ] = 20,
+        int | None,
+        typer.Option(
+            "--limit",
+            "-n",
+            min=1,
+            max=1000,
+            help="At most this many events (default 20; with --issues, groups: default all).",
+            show_default=False,
+        ),
+    ] = None,
     wide: Annotated[
         bool,
         typer.Option("--wide", "-w", help="Full ids, dates and results (wider than 80 columns)."),
@@ -51,6 +72,8 @@ def events(
     """List recent events, newest first, with each listener's result.
 
     Ids are shortened to 8 characters; every command that takes an id accepts them.
+    With --issues: the current failures grouped by cause instead (a group shrinks as its
+    events succeed; `hook replay --issue N` replays one).
     """
     if ctx.invoked_subcommand is not None:
         ctx.obj = (relay, token, as_json)
@@ -63,6 +86,9 @@ def events(
     from hookcli.config import resolve
     from hookcli.errors import UsageError
 
+    if issues:
+        filters: dict[str, object] = {"listener": listener, "since": since, "limit": limit}
+        return _issues(filters, status, pattern, source, detail_type, wide, as_json, relay, token)
     if status not in (None, "delivered", "failed", "pending"):
         raise UsageError(f"--status must be delivered, failed or pending, not {status!r}")
     if status == "pending" and not listener:
@@ -80,7 +106,7 @@ def events(
         "detail_type": None if several or not detail_types else detail_types[0],
         "pattern": json.dumps(combined) if combined else None,
         "since": since,
-        "limit": limit,
+        "limit": limit or 20,
     }
     connection = resolve(relay, token)
 
@@ -89,6 +115,43 @@ def events(
             return await api.events(**filters)
 
     render_history(asyncio.run(fetch()), as_json=as_json, wide=wide, me=o.default_name())
+
+
+def _issues(
+    filters: dict[str, object],
+    status: str | None,
+    pattern: str | None,
+    sources: list[str] | None,
+    detail_types: list[str] | None,
+    wide: bool,
+    as_json: bool,
+    relay: str | None,
+    token: str | None,
+) -> None:
+    """``hook events --issues``: the relay's failure groups (``GET /v1/issues``), rendered."""
+    import asyncio
+
+    from hookcli.cli.render import render_issues
+    from hookcli.client import RelayApi
+    from hookcli.config import resolve
+    from hookcli.errors import UsageError
+
+    if status is not None or pattern is not None:
+        raise UsageError(
+            "--issues lists failures by cause: it takes no --status or --pattern",
+            hint="filter with --listener, one --source, one --detail-type, --since, --limit",
+        )
+    if len(sources or []) > 1 or len(detail_types or []) > 1:
+        raise UsageError("--issues takes one --source and one --detail-type")
+    filters["source"] = sources[0] if sources else None
+    filters["detail_type"] = detail_types[0] if detail_types else None
+    connection = resolve(relay, token)
+
+    async def fetch() -> list[dict[str, object]]:
+        async with RelayApi.open(connection) as api:
+            return await api.issues(**filters)
+
+    render_issues(asyncio.run(fetch()), as_json=as_json, wide=wide, me=o.default_name())
 
 
 @group.command("show")

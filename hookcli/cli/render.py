@@ -582,6 +582,76 @@ def render_history(
     console.print(table)
 
 
+def _iso_epoch(text: object) -> float | None:
+    """Unix seconds from the ISO times ``GET /v1/issues`` gives (None if unreadable)."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _seen_cell(epoch: float | None, wide: bool) -> str:
+    """The full date and time (wide); narrow, the time alone for today, else the day alone."""
+    if wide or epoch is None:
+        return _when(epoch)
+    moment = datetime.fromtimestamp(epoch)
+    return moment.strftime("%H:%M:%S" if moment.date() == datetime.now().date() else "%m-%d")
+
+
+def render_issues(
+    groups: list[dict[str, Any]], *, as_json: bool, wide: bool = False, me: str = ""
+) -> None:
+    """``hook events --issues``: one row per failure group, or one JSON object per group.
+
+    The table fits 80 columns: the number ``hook replay --issue`` takes, the count, the
+    listener (the viewer's own named by their target alone, ``:3000``), the cause cut with an
+    ellipsis, first and last seen (the time for today, else the day) and the newest example's
+    short id.
+    ``wide`` adds the key and the target and shows full names, dates and ids.
+    """
+    if use_json(as_json):
+        for group in groups:
+            JsonRenderer._write(sys.stdout, {"type": "issue", **group})
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    if not groups:
+        console.print("No failures: every delivery's latest attempt succeeded.", style="dim")
+        return
+    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    columns = ["#", "count", *(["key"] if wide else []), "listener"]
+    columns += [*(["target"] if wide else []), "cause", "first seen", "last seen", "example"]
+    # Narrow: times, counts and ids keep their width; the listener is cut at 14 and the
+    # cause gets the rest of the line (61 columns go to the others and the gaps between).
+    cut: dict[str, int | None] = {"listener": 14, "cause": max(16, console.width - 61)}
+    for column in columns:
+        table.add_column(
+            column,
+            justify="right" if column in ("#", "count") else "left",
+            overflow="fold" if wide else "ellipsis",
+            no_wrap=not wide,
+            max_width=None if wide else cut.get(column),
+        )
+    for group in groups:
+        name = str(group["listener"])
+        if not wide and me and name.startswith(f"{me}:"):
+            name = name[len(me) :]
+        cells = [str(group["number"]), str(group["count"]), *([group["key"]] if wide else [])]
+        cells += [name, *([group.get("target") or "-"] if wide else []), group["cause"]]
+        cells += [
+            _seen_cell(_iso_epoch(group.get("first_seen")), wide),
+            _seen_cell(_iso_epoch(group.get("last_seen")), wide),
+            group["example"] if wide else group["example"][:8],
+        ]
+        table.add_row(*cells, style="red")
+    console.print(table)
+    console.print("Replay a group: hook replay --issue NUMBER (or its key)", style="dim")
+
+
 def _replay_story(d: dict[str, Any]) -> str | None:
     """For a replay: which failure it answers and who ran it (None for a live delivery)."""
     if not d.get("replay"):

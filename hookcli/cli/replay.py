@@ -32,6 +32,17 @@ def replay(
             " (--name, else user@host:TARGET as `hook listen` with the same target).",
         ),
     ] = False,
+    issue: Annotated[
+        str | None,
+        typer.Option(
+            "--issue",
+            help="Replay every event of this failure group: its number or key as `hook events"
+            " --issues` lists them. Without --target/--exec/--handler, to the group's recorded"
+            " HTTP target. Each result is recorded for the group's listener, so the group"
+            " shrinks as they succeed.",
+            show_default=False,
+        ),
+    ] = None,
     listener: Annotated[
         str | None,
         typer.Option("--listener", help="With --failed: that listener's failures instead."),
@@ -102,6 +113,9 @@ def replay(
     replay was delivered, 1 when any failed, 2 for an ambiguous id (the candidates are
     listed), 5 for an unknown event id.
 
+    With --issue N|KEY: every event of that failure group (`hook events --issues`), with
+    progress, to the group's target unless you give one; an unknown group exits 2 with a hint.
+
     With --archive NAME --since TIME: EventBridge replays that archive of the relay's bus to
     the relay's rule only; progress is shown until it completes, Ctrl-C cancels it (exit 130).
     The relay receives the events marked with replay-name, and listeners get them as usual.
@@ -110,7 +124,7 @@ def replay(
     if archive is not None:
         from hookcli.cli.archive import replay_archive
 
-        mixed = bool(event_ids) or failed
+        mixed = bool(event_ids) or failed or issue is not None
         return replay_archive(archive, since, until, poll, relay, token, as_json, mixed=mixed)
     from hookcli.cli.listen import run_rendered
     from hookcli.config import resolve
@@ -120,8 +134,11 @@ def replay(
     from hookcli.replay import replay as run
 
     spec = TargetSpec(target, exec_, handler, allow_remote_target, keep_host, retry_4xx)
-    spec.build()
-    identity = name or default_identity(o.default_name(), spec)
+    # --issue alone replays to the group's recorded target (resolved once the group is read).
+    chosen = issue is None or any(v is not None for v in (target, exec_, handler))
+    if chosen:
+        spec.build()
+    identity = name or (default_identity(o.default_name(), spec) if chosen else o.default_name())
     settings = ReplaySettings(
         connection=resolve(relay, token),
         target=spec,
@@ -131,6 +148,7 @@ def replay(
         failed_listener=listener,
         all_listeners=all_listeners,
         since=since,
+        issue=issue,
         policy=RetryPolicy(retries=retries, timeout=timeout),
         rule_target=t.rule_target(input_path, input_transformer, identity),
     )
@@ -140,7 +158,8 @@ def replay(
         lambda emit: run(settings, emit, getattr(emit, "set_total", None)),
     )
     if summary.failed:
+        again = f"--issue {issue}" if issue is not None else "--failed"
         raise DeliveryFailedError(
             f"{summary.failed} of {summary.delivered + summary.failed} replays failed",
-            hint="see `hook events --status failed`; fix the target and run `hook replay --failed`",
+            hint=f"see `hook events --status failed`; fix the target and run `hook replay {again}`",
         )

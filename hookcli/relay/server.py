@@ -38,9 +38,13 @@ from hookcli.errors import (
     UsageError,
 )
 from hookcli.events import Event, RawRequest, event_from_request, headers_from, new_event_id
+from hookcli.failures import FailureCount, group_failures, group_members
 from hookcli.patterns import Pattern, PatternSet, compile_pattern
 from hookcli.protocol import (
     DEFAULT_ACK_WAIT,
+    DEFAULT_ISSUE_EVENTS,
+    MAX_ISSUE_EVENTS,
+    MAX_ISSUES,
     MAX_NAME_LENGTH,
     MAX_SEQ,
     MAX_TARGET_LENGTH,
@@ -48,6 +52,7 @@ from hookcli.protocol import (
     Error,
     ErrorCode,
     Hello,
+    IssueQuery,
     Live,
     Result,
     Results,
@@ -59,6 +64,8 @@ from hookcli.protocol import (
     decode,
     encode,
     encode_event,
+    parse_issue_key,
+    parse_issue_query,
     parse_result,
     result_seq,
 )
@@ -280,6 +287,8 @@ class Relay:
         app.router.add_get("/v1/events", self._get_events)
         app.router.add_get("/v1/events/{id}", self._get_event)
         app.router.add_post("/v1/events/{id}/results", self._post_result)
+        app.router.add_get("/v1/issues", self._get_issues)
+        app.router.add_get("/v1/issues/{key}", self._get_issue)
         app.router.add_route("*", "/v1/ingest/{channel}", self._post_ingest)
         app.router.add_route("*", "/v1/ingest/{channel}/{rest:.*}", self._post_ingest)
         app.on_startup.append(self._on_startup)
@@ -569,6 +578,63 @@ class Relay:
         )
         self.store.record([delivery])
         return web.json_response({"recorded": True, "seq": item.seq})
+
+    # ---------------------------------------------------------------- issues
+
+    async def _get_issues(self, request: web.Request) -> web.Response:
+        """Current failures grouped by cause (``failures.group_failures``), oldest group first."""
+        scope = self._authorize(request)
+        query = parse_issue_query(request.query)
+        groups = group_failures(self._failure_counts(scope, query))
+        limit = query.limit or MAX_ISSUES
+        return web.json_response(
+            {"issues": [group.to_dict() for group in groups[:limit]]}, dumps=_dumps
+        )
+
+    async def _get_issue(self, request: web.Request) -> web.Response:
+        """One group and a page of its events (by seq; ``after`` pages on, ``more`` says so)."""
+        scope = self._authorize(request)
+        key = parse_issue_key(request.match_info["key"])
+        query = parse_issue_query(request.query, max_limit=MAX_ISSUE_EVENTS)
+        counts = self._failure_counts(scope, query)
+        group = next((g for g in group_failures(counts) if g.key == key), None)
+        if group is None:
+            raise NotFoundError(
+                f"no failure group {key} on this relay",
+                hint="its events may have succeeded since (groups shrink as they do);"
+                " `hook events --issues` lists the current groups",
+            )
+        cause = group_members(counts, key)[0]
+        limit = query.limit or DEFAULT_ISSUE_EVENTS
+        rows = self.store.failures_with(
+            cause,
+            after=query.after,
+            limit=limit + 1,
+            source=query.source,
+            detail_type=query.detail_type,
+            since=_time(query.since),
+        )
+        return web.json_response(
+            {
+                "issue": group.to_dict(),
+                "events": [
+                    {"seq": seq, "id": event_id, "delivery": row_id}
+                    for seq, event_id, row_id in rows[:limit]
+                ],
+                "more": len(rows) > limit,
+            },
+            dumps=_dumps,
+        )
+
+    def _failure_counts(self, scope: str, query: IssueQuery) -> list[FailureCount]:
+        """The store's counted failures for an issues query; a team member sees its own only."""
+        return self.store.failure_counts(
+            listener=_scoped(scope, query.listener) if query.listener else None,
+            within=f"{scope}/" if scope else None,
+            source=query.source,
+            detail_type=query.detail_type,
+            since=_time(query.since),
+        )
 
     # ---------------------------------------------------------------- stream
 

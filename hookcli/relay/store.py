@@ -28,6 +28,7 @@ from typing import Any, Final
 
 from hookcli.errors import StoreError, UsageError
 from hookcli.events import Event, RawRequest, parse_event
+from hookcli.failures import FailureCount, first_line
 from hookcli.protocol import Status
 
 #: ``PRAGMA application_id``: marks a file as a hook store ("hook" in ASCII).
@@ -225,6 +226,9 @@ class Store:
             except BaseException:
                 db.close()
                 raise
+            # The cause a failure is grouped by (failures.first_line), so SQL groups exactly
+            # as the core does and returns one row per group, not one per error text.
+            db.create_function("hook_first_line", 1, first_line, deterministic=True)
             self._db = db
         if checkpoint_interval is not None:
             # Checkpoints (the only fsyncs in WAL + NORMAL) move to a thread of their own, so
@@ -620,6 +624,90 @@ class Store:
                 (*params, limit),
             ).fetchall()
         return [_stored(row) for row in rows]
+
+    def failure_counts(
+        self,
+        *,
+        listener: str | None = None,
+        within: str | None = None,
+        source: str | None = None,
+        detail_type: str | None = None,
+        since: float | None = None,
+    ) -> list[FailureCount]:
+        """Current failures (latest delivery to a listener failed), counted per cause.
+
+        One row per (listener, target, code, first line of the error), for
+        ``failures.group_failures``. ``since`` keeps failures recorded at or after that unix
+        time; ``within`` (a name prefix, a team member's ``scope/``) limits them to its listeners.
+        """
+        where, params = self._failure_scope(listener, within, source, detail_type, since)
+        # The newest failure of a cause is its highest delivery row id (record order).
+        sql = (
+            "SELECT g.listener, g.target, g.code, g.error, g.n, g.first_at, g.last_at,"
+            " x.event_id, x.seq FROM (SELECT d.listener, d.target, d.code,"
+            " hook_first_line(d.error) AS error, count(*) AS n, min(d.at) AS first_at,"
+            f" max(d.at) AS last_at, max(d.id) AS newest FROM {where}"
+            " GROUP BY d.listener, d.target, d.code, 4) g JOIN deliveries x ON x.id = g.newest"
+        )
+        with self._translate("reading failures"):
+            rows = self._conn.execute(sql, params).fetchall()
+        return [FailureCount(*row) for row in rows]
+
+    def failures_with(
+        self,
+        cause: FailureCount,
+        *,
+        after: int = 0,
+        limit: int = 100,
+        source: str | None = None,
+        detail_type: str | None = None,
+        since: float | None = None,
+    ) -> list[tuple[int, str, int]]:
+        """``(seq, event id, failed delivery row id)`` of the current failures with ``cause``'s
+        listener, target, code and first error line, by seq, after ``after``."""
+        if limit <= 0:
+            return []
+        where, params = self._failure_scope(cause.listener, None, source, detail_type, since)
+        sql = (
+            f"SELECT d.seq, d.event_id, d.id FROM {where} AND d.target IS ? AND d.code IS ?"
+            " AND hook_first_line(d.error) = ? AND d.seq > ? ORDER BY d.seq LIMIT ?"
+        )
+        with self._translate("reading failures"):
+            rows = self._conn.execute(
+                sql, (*params, cause.target, cause.code, first_line(cause.error), after, limit)
+            ).fetchall()
+        return [(int(seq), str(event_id), int(row_id)) for seq, event_id, row_id in rows]
+
+    @staticmethod
+    def _failure_scope(
+        listener: str | None,
+        within: str | None,
+        source: str | None,
+        detail_type: str | None,
+        since: float | None,
+    ) -> tuple[str, list[Any]]:
+        """``FROM ... WHERE ...`` (and parameters) of the latest failed delivery rows, filtered."""
+        tables = "deliveries d"
+        # Failures are sparse: walk the partial index of failures (`+` keeps SQLite from
+        # picking the listener index, which holds every delivery of that listener).
+        where = ["d.status = 'failed'", _LATEST]
+        params: list[Any] = []
+        scope, scope_params = _listener_scope(
+            None if listener is None else _utf8(listener), within, "+d.listener"
+        )
+        if scope:
+            where.append(scope.removeprefix(" AND "))
+            params += scope_params
+        if since is not None:
+            where.append("d.at >= ?")
+            params.append(since)
+        if source is not None or detail_type is not None:
+            tables += " JOIN events e ON e.seq = d.seq"
+            for column, value in (("source", source), ("detail_type", detail_type)):
+                if value is not None:
+                    where.append(f"e.{column} = ?")
+                    params.append(_utf8(value))
+        return f"{tables} WHERE {' AND '.join(where)}", params
 
     # ------------------------------------------------------------------ retention
 
