@@ -30,6 +30,7 @@ from hookcli.ui.app import HookApp, listen_app, ui_app
 from hookcli.ui.details import DetailsScreen
 from hookcli.ui.feed import RelayQuery
 from hookcli.ui.help import HelpScreen
+from hookcli.ui.issues import IssuesPane
 from hookcli.updates import Update
 
 from conftest import UNIT, LoopThread, RecordingTarget, async_wait_until, run, wait_until
@@ -540,3 +541,76 @@ def test_hook_version_does_not_import_textual(tmp_path: Path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=2 * UNIT
     )
     assert done.stdout.strip().endswith("False")
+
+
+# ------------------------------------------------------------------ Issues
+
+
+@pytest.fixture
+def two_failures(
+    relay: RunningRelay, http_target: RecordingTarget, loop_thread: LoopThread
+) -> tuple[RunningRelay, RecordingTarget, list[str]]:
+    """Three webhooks: two failed with the same cause (500), one delivered."""
+    ids = [loop_thread.run(ingest(relay, {"order": n})) for n in (1, 2, 3)]
+    http_target.statuses = [500, 500, 200]
+    loop_thread.run(deliver_once(relay, http_target, 3))
+    return relay, http_target, ids
+
+
+def issue_rows(app: HookApp) -> list[list[str]]:
+    pane = app.query_one("#issues-pane", IssuesPane)
+    table = pane.table
+    return [[str(c).strip() for c in table.get_row(key)] for key in table.rows]
+
+
+def test_issues_tab_groups_failures_by_cause_with_count_and_example(
+    two_failures: tuple[RunningRelay, RecordingTarget, list[str]],
+) -> None:
+    """``i`` lists one group for the two 500s: its count, listener and cause; enter opens
+    the newest example in Details."""
+    relay, _, ids = two_failures
+
+    async def main() -> None:
+        app = ui_app(connection(relay), RelayQuery(), me="alice@laptop")
+        async with running(app) as pilot:
+            await async_wait_until(lambda: len(shown_ids(app)) == 3, what="history rows")
+            await pilot.press("i")
+            await async_wait_until(lambda: issue_rows(app) != [], what="the groups")
+            [row] = issue_rows(app)
+            assert row[0] == "1" and row[1] == "2" and row[3] == ":3000"
+            assert row[4].startswith("HTTP 500: nope: rejected")
+            summary = str(app.query_one("#issue-summary").content)
+            assert "2 events" in summary and ids[1][:8] in summary
+            await pilot.press("enter")
+            await async_wait_until(lambda: isinstance(app.screen, DetailsScreen), what="details")
+            assert ids[1] in details_text(app)
+
+    run(main())
+
+
+def test_R_replays_every_event_of_a_group_and_the_group_goes(
+    two_failures: tuple[RunningRelay, RecordingTarget, list[str]],
+) -> None:
+    """The target recovered: ``R`` replays both events of the group to its recorded target,
+    progress counts them, and the group is gone once they succeeded."""
+    relay, target, ids = two_failures
+
+    async def main() -> None:
+        app = ui_app(connection(relay), RelayQuery(), me="alice@laptop")
+        async with running(app) as pilot:
+            await pilot.press("i")
+            await async_wait_until(lambda: issue_rows(app) != [], what="the groups")
+            await pilot.press("R")
+            pane = app.query_one("#issues-pane", IssuesPane)
+            await async_wait_until(
+                lambda: "Replayed" in pane.progress, timeout=2 * UNIT, what="the replay"
+            )
+            assert "2 delivered, 0 failed" in pane.progress
+            await async_wait_until(lambda: issue_rows(app) == [], what="the group to go")
+            assert "nothing to fix" in str(app.query_one("#issue-summary").content)
+        replayed = [r for r in target.requests[3:]]
+        assert len(replayed) == 2
+        rows = await history(relay, listener=NAME, status="failed")
+        assert rows == []
+
+    run(main())

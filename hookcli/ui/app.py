@@ -8,21 +8,21 @@ is always spelled out, never shown by colour alone.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, ClassVar, Literal
 
 from rich.text import Text
 from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
 from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
 
 from hookcli.config import Connection
 from hookcli.errors import HookError
 from hookcli.listen import ListenSettings
-from hookcli.ui.feed import ListenFeed, RelayFeed, RelayQuery, Replayer, Rows
-from hookcli.ui.model import COLUMNS, Filter, Row, cells, parse_filter
+from hookcli.ui.feed import ListenFeed, RelayFeed, RelayQuery, Replayer, Rows, fetch_record
+from hookcli.ui.issues import IssuesPane
+from hookcli.ui.model import COLUMNS, Filter, Row, cells, parse_filter, row_from_record
 
 #: Seconds the feeds and replays get to finish what they are doing when the view closes.
 CLOSE_WAIT = 2.0
@@ -73,8 +73,11 @@ class HookApp(App[None]):
         me: str = "",
         rows: Rows | None = None,
         initial_filter: str = "",
+        issue_filters: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        #: ``GET /v1/issues`` filters for the Issues tab (the listener, since).
+        self.issue_filters = {k: v for k, v in (issue_filters or {}).items() if v is not None}
         self.title_text = title
         self.rows = rows if rows is not None else Rows()
         self._run_feed = run_feed
@@ -103,9 +106,9 @@ class HookApp(App[None]):
             with TabPane("Events", id="events-tab"):
                 yield DataTable(id="events", cursor_type="row", zebra_stripes=False)
             with TabPane("Issues", id="issues-tab"):
-                with Vertical():
-                    yield Static("", id="issue-progress")
-                    yield DataTable(id="issues", cursor_type="row")
+                yield IssuesPane(
+                    self._replayer, filters=self.issue_filters, me=self.me, id="issues-pane"
+                )
         yield Static("", id="status")
         yield Input(placeholder='text, status:failed, or {"source": ["shop.orders"]}', id="filter")
         yield Footer()
@@ -346,9 +349,34 @@ class HookApp(App[None]):
         self.notice(f"copied {row.id}")
 
     def action_issues(self) -> None:
-        """``i``: the Issues tab."""
+        """``i``: the Issues tab (its groups are fetched again on the way in)."""
         self.query_one("#tabs", TabbedContent).active = "issues-tab"
-        self.query_one("#issues", DataTable).focus()
+        pane = self.query_one("#issues-pane", IssuesPane)
+        pane.table.focus()
+        pane.reload()
+
+    def show_event(self, event_id: str) -> None:
+        """Details of any event: its row when held, else the relay's record of it."""
+        from hookcli.ui.details import DetailsScreen
+
+        row = self.rows.get(event_id)
+        if row is not None:
+            self.push_screen(DetailsScreen(row, self._replayer()))
+            return
+        replayer = self._replayer()
+        if replayer is None:
+            self.notice("not connected to the relay yet", "warning")
+            return
+
+        async def load() -> None:
+            try:
+                record = await fetch_record(replayer.connection, event_id)
+            except HookError as exc:
+                self.notice(f"cannot load {event_id[:8]}: {exc.message}", "error")
+                return
+            self.push_screen(DetailsScreen(row_from_record(record), replayer))
+
+        self._start(load())
 
     def action_toggle_tab(self) -> None:
         """tab: Events <-> Issues."""
@@ -375,6 +403,7 @@ def ui_app(connection: Connection, query: RelayQuery, *, me: str = "", status: s
         me=me,
         rows=rows,
         initial_filter=f"status:{status}" if status else "",
+        issue_filters={"listener": query.listener, "since": query.filters.get("since")},
     )
 
 
@@ -394,4 +423,5 @@ def listen_app(settings: ListenSettings, *, me: str = "") -> HookApp:
         replayer=lambda: holder[0].replayer() if holder else None,
         me=me,
         rows=rows,
+        issue_filters={"listener": settings.name},
     )

@@ -23,12 +23,13 @@ from hookcli.client import RelayApi, Stream
 from hookcli.config import Connection, resolve
 from hookcli.delivery import RetryPolicy
 from hookcli.errors import HookError, UsageError
+from hookcli.failures import target_kind
 from hookcli.listen import ListenSettings, TargetSpec
 from hookcli.protocol import EventMessage, Start, Subscribe, Subscribed, Welcome
 from hookcli.replay import ReplaySettings, replay
 from hookcli.targets import Outcome
 from hookcli.transform import RuleTarget
-from hookcli.ui.model import Attempt, Row, apply_record, row_from_record, target_kind
+from hookcli.ui.model import Attempt, Row, apply_record, row_from_record
 from hookcli.updates import (
     Caught,
     ConnectionState,
@@ -127,14 +128,15 @@ class Replayer:
                 hint=f"replay it from a shell: hook replay {row.id[:8]} --target …",
             )
         kind = target_kind(source.target)
-        if kind is None:
-            raise UsageError(f"cannot replay to the recorded target {source.target!r}")
-        option, value = kind
-        spec = TargetSpec(
-            url=value if option == "url" else None,
-            command=value if option == "command" else None,
-            handler=value if option == "handler" else None,
-        )
+        if kind != "http":
+            # A command or handler the relay names is never run (as `hook replay --issue`):
+            # a relay must not be able to make this machine execute anything.
+            raise UsageError(
+                f"{row.id[:8]} went to `{source.target}`: hook runs only commands you name",
+                hint=f"replay it from a shell: hook replay {row.id[:8]} --exec/--handler …"
+                " (or run `hook listen --ui` with that target and press r there)",
+            )
+        spec = TargetSpec(url=source.target)
         spec.build()  # a remote URL is refused here, as hook replay refuses it
         return spec, source.listener
 

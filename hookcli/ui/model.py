@@ -342,14 +342,3 @@ def hexdump(data: bytes) -> str:
         text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
         lines.append(f"{offset:08x}  {hexes:<47}  {text}")
     return "\n".join(lines)
-
-
-def target_kind(description: str) -> tuple[str, str] | None:
-    """A recorded target description as (option, value): ``("url", "http://…")``,
-    ``("command", "jq .")`` or ``("handler", "app.py:handler")``; None when unknown."""
-    if description.startswith(("http://", "https://")):
-        return ("url", description)
-    for prefix, kind in (("exec ", "command"), ("handler ", "handler")):
-        if description.startswith(prefix) and description[len(prefix) :].strip():
-            return (kind, description[len(prefix) :])
-    return None
