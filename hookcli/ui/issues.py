@@ -34,9 +34,9 @@ REFRESH_EVERY = 2.0
 COLUMNS: tuple[tuple[str, int], ...] = (
     ("#", 3),
     ("count", 5),
-    ("last seen", 8),
+    ("last seen", 9),
     ("listener", 12),
-    ("cause", 44),
+    ("cause", 43),
 )
 
 
@@ -70,12 +70,14 @@ def group_summary(group: Mapping[str, Any]) -> str:
     last = _epoch(group.get("last_seen"))
     span = f"first {clock(first)}, last {clock(last)}"
     example = str(group.get("example", ""))
-    return printable(
+    first_line = (
         f"#{group.get('number')} {group.get('cause')}  ({group.get('count')} events, {span})"
-    ) + printable(
-        f"\n  {group.get('listener')} -> {group.get('target') or '?'}  "
+    )
+    second = (
+        f"  {group.get('listener')} -> {group.get('target') or '?'}  "
         f"newest {example[:8]}  key {group.get('key')}"
     )
+    return printable(first_line) + "\n" + printable(second)
 
 
 class IssuesPane(Vertical):
