@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -479,14 +480,19 @@ def hook_env(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("no_color", [False, True])
 def test_hook_ui_in_a_real_terminal_shows_the_events_and_q_exits_0(
-    seeded: tuple[RunningRelay, RecordingTarget, list[str]], tmp_path: Path
+    seeded: tuple[RunningRelay, RecordingTarget, list[str]], tmp_path: Path, no_color: bool
 ) -> None:
-    """``hook ui`` on an 80x24 pseudo-terminal draws the list with ids and statuses."""
+    """``hook ui`` on an 80x24 pseudo-terminal draws the list with ids and statuses spelled
+    out, in colour or with NO_COLOR."""
     relay, _, ids = seeded
+    env = hook_env(tmp_path)
+    if no_color:
+        env["NO_COLOR"] = "1"
     terminal = PtyProcess(
         [sys.executable, "-m", "hookcli", "ui", "--relay", relay.url],
-        hook_env(tmp_path),
+        env,
         columns=80,
         rows=24,
     )
@@ -504,6 +510,62 @@ def test_hook_ui_in_a_real_terminal_shows_the_events_and_q_exits_0(
             terminal.proc.kill()
             terminal.proc.wait()
         os.close(terminal.master)
+
+
+def close(terminal: PtyProcess) -> None:
+    if terminal.proc.poll() is None:
+        terminal.proc.kill()
+        terminal.proc.wait()
+    os.close(terminal.master)
+
+
+@pytest.mark.slow
+def test_hook_ui_exits_143_on_sigterm(relay: RunningRelay, tmp_path: Path) -> None:
+    """A supervisor's SIGTERM closes the view and exits 143, as ``hook listen`` does."""
+    terminal = PtyProcess(
+        [sys.executable, "-m", "hookcli", "ui", "--relay", relay.url],
+        hook_env(tmp_path),
+        columns=80,
+        rows=24,
+    )
+    try:
+        wait_until(lambda: "live" in terminal.text, timeout=4 * UNIT, what="the view")
+        terminal.proc.send_signal(signal.SIGTERM)
+        assert terminal.proc.wait(timeout=2 * UNIT) == 143
+    finally:
+        close(terminal)
+
+
+@pytest.mark.slow
+def test_listen_ui_keeps_hook_listens_exit_codes_and_prints_the_error(tmp_path: Path) -> None:
+    """``--exit-on-disconnect`` with no relay: the view closes, exit 3, and the error and
+    its hint are printed once the terminal is restored."""
+    terminal = PtyProcess(
+        [
+            sys.executable,
+            "-m",
+            "hookcli",
+            "listen",
+            "--ui",
+            "--target",
+            "localhost:3000",
+            "--relay",
+            "http://127.0.0.1:9",
+            "--token",
+            "t" * 16,
+            "--exit-on-disconnect",
+        ],
+        hook_env(tmp_path),
+        columns=80,
+        rows=24,
+    )
+    try:
+        assert terminal.proc.wait(timeout=4 * UNIT) == 3
+        tail = terminal.text.rsplit("Error:", 1)
+        assert len(tail) == 2 and "cannot reach the relay" in tail[1]
+        assert "Hint:" in tail[1]
+    finally:
+        close(terminal)
 
 
 @pytest.mark.parametrize(

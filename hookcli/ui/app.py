@@ -8,6 +8,9 @@ is always spelled out, never shown by colour alone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
+import signal
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, ClassVar, Literal
 
@@ -33,6 +36,22 @@ STATUS_STYLE = {
     "retrying": "magenta",
     "replaying": "cyan",
 }
+
+
+async def _close_abandoned_streams() -> None:
+    """Let a cancelled listener's websocket close while the loop still runs.
+
+    ``client.Stream`` loops over websockets' reconnecting ``connect``, an async generator left
+    suspended inside its connection's ``async with`` when the listener is cancelled; the
+    cancellation's traceback holds it in a reference cycle, so it is closed (its socket with
+    it) only when collected. Collect now and give the close a moment, bounded.
+    """
+    known = asyncio.all_tasks()
+    gc.collect()
+    await asyncio.sleep(0)  # the generator finalizer schedules its aclose() as a task
+    closing = asyncio.all_tasks() - known
+    if closing:
+        await asyncio.wait(closing, timeout=CLOSE_WAIT)
 
 
 class HookApp(App[None]):
@@ -87,7 +106,7 @@ class HookApp(App[None]):
         self.filter_text = initial_filter
         #: The error that ended the feed (the CLI raises it after the app exits).
         self.error: HookError | None = None
-        #: 130 after Ctrl-C (the exit code ``hook listen`` has), else 0.
+        #: 130 after Ctrl-C, 143 after SIGTERM (the exit codes ``hook listen`` has), else 0.
         self.exit_code = 0
         self.state_text = "connecting…"
         self.state_ok = False
@@ -122,6 +141,14 @@ class HookApp(App[None]):
             table.add_column(title, width=width + 1, key=title)
         self._draw_top()
         self._start(self._feed())
+        # SIGTERM (a supervisor stopping us) closes the view cleanly and exits 143, as
+        # `hook listen` does; Textual would otherwise swallow the cancellation and exit 0.
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self._terminated)
+
+    def _terminated(self) -> None:
+        self.exit_code = 143
+        self.exit()
 
     @property
     def events_table(self) -> DataTable[Any]:
@@ -142,6 +169,8 @@ class HookApp(App[None]):
         return task
 
     async def on_unmount(self) -> None:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
         self.closing.set()
         tasks = list(self._tasks)
         if tasks:
@@ -149,6 +178,7 @@ class HookApp(App[None]):
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await _close_abandoned_streams()
 
     # ------------------------------------------------------------------ View (feed -> app)
 
