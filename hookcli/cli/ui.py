@@ -71,7 +71,8 @@ def ui(
     Events (newest at the bottom, followed), Details (enter or d), Issues (i or tab: failures
     grouped by cause). Keys: r replay, y copy id, / filter (text, status:failed, or an
     EventBridge pattern), ? all keys, q quit. Needs a terminal; scripts use `hook events
-    --json`. Exit 0 on q, 130 on Ctrl-C, 3 when the relay cannot be reached, 4 token refused.
+    --json`. Exit 0 on q, 130 on Ctrl-C, 143 on SIGTERM, 3 when the relay cannot be reached, 4
+    token refused.
     """
     import json
 

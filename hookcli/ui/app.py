@@ -353,6 +353,9 @@ class HookApp(App[None]):
 
     def action_replay(self) -> None:
         """``r``: deliver the selected event again; the result shows in its row."""
+        if self.query_one("#tabs", TabbedContent).active == "issues-tab":
+            self.notice("in Issues, R replays the selected group (r replays one event in Events)")
+            return
         row = self.selected_row()
         if row is None:
             self.notice("no event selected")

@@ -231,6 +231,7 @@ class RelayFeed:
         self.query = query
         self.rows = rows
         self.poll_every = POLL_EVERY
+        self.poll_failed = False
 
     async def run(self, view: View) -> None:
         """Until cancelled; raises HookError when the relay cannot be used at all."""
@@ -294,8 +295,12 @@ class RelayFeed:
         try:
             page = await api.events(after=waiting[0].seq - 1, limit=1000, **self._filters())
         except HookError as exc:
+            self.poll_failed = True
             view.state_changed(f"cannot poll the relay: {exc.message}", False)
             return
+        if self.poll_failed:
+            self.poll_failed = False
+            view.state_changed("connected, live", True)
         changed = []
         for record in page:
             row = self.rows.get(str((record.get("event") or {}).get("id", "")))
