@@ -29,6 +29,8 @@ from hookcli.ui.model import COLUMNS, Filter, Row, cells, parse_filter, row_from
 
 #: Seconds the feeds and replays get to finish what they are doing when the view closes.
 CLOSE_WAIT = 2.0
+#: Seconds between redraws of the top line while rows change.
+TOP_EVERY = 0.2
 STATUS_STYLE = {
     "delivered": "green",
     "failed": "bold red",
@@ -112,6 +114,7 @@ class HookApp(App[None]):
         self.state_ok = False
         self._shown: list[str] = []
         self._generation = -1
+        self._top_due = False
         self._tasks: set[asyncio.Task[Any]] = set()
         #: Set on the way out: feeds finish the request at hand and return (an HTTP request
         #: cancelled midway would leave its socket to the garbage collector).
@@ -209,7 +212,7 @@ class HookApp(App[None]):
                 added = True
         if added and following:
             table.move_cursor(row=len(self._shown) - 1)
-        self._draw_top()
+        self._draw_top_soon()
 
     def _row_seq(self, event_id: str) -> int:
         row = self.rows.get(event_id)
@@ -257,7 +260,15 @@ class HookApp(App[None]):
                 table.move_cursor(row=self._shown.index(current))
         self._draw_top()
 
+    def _draw_top_soon(self) -> None:
+        """Redraw the top line at most every TOP_EVERY seconds: it counts every row, and a
+        burst of events would otherwise count them all once per event."""
+        if not self._top_due:
+            self._top_due = True
+            self.set_timer(TOP_EVERY, self._draw_top)
+
     def _draw_top(self) -> None:
+        self._top_due = False
         failed = sum(1 for row in self.rows.order if row.status == "failed")
         mark = "●" if self.state_ok else "○"
         parts = [
