@@ -182,7 +182,10 @@ def test_new_events_appear_live_and_are_followed_at_the_bottom(
             new = await ingest(relay, {"order": 4})
             await async_wait_until(lambda: new in shown_ids(app), what="the live row")
             assert shown_ids(app)[-1] == new
-            assert app.selected_row() is not None and app.selected_row().id == new
+            await async_wait_until(
+                lambda: app.selected_row() is not None and app.selected_row().id == new,
+                what="the cursor to follow",
+            )
             assert status_of(app, new) == "pending"
             target.statuses = [200]
             await deliver_once(relay, target, 4)

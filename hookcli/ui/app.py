@@ -115,6 +115,7 @@ class HookApp(App[None]):
         self._shown: list[str] = []
         self._generation = -1
         self._top_due = False
+        self._follow_due = False
         self._tasks: set[asyncio.Task[Any]] = set()
         #: Set on the way out: feeds finish the request at hand and return (an HTTP request
         #: cancelled midway would leave its socket to the garbage collector).
@@ -210,9 +211,16 @@ class HookApp(App[None]):
                 table.add_row(*self._cells(row), key=row.id)
                 self._shown.append(row.id)
                 added = True
-        if added and following:
-            table.move_cursor(row=len(self._shown) - 1)
+        if added and following and not self._follow_due:
+            # Once per refresh, not per row: each move walks the table's rows.
+            self._follow_due = True
+            self.call_after_refresh(self._follow)
         self._draw_top_soon()
+
+    def _follow(self) -> None:
+        self._follow_due = False
+        if self._shown:
+            self.events_table.move_cursor(row=len(self._shown) - 1)
 
     def _row_seq(self, event_id: str) -> int:
         row = self.rows.get(event_id)
