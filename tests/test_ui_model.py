@@ -137,3 +137,18 @@ def test_control_characters_in_names_never_reach_the_terminal() -> None:
     """An escape sequence in a source is shown as U+FFFD, not sent to the terminal."""
     row = Row(seq=1, event={"id": "abc", "source": "evil\x1b[2J", "detail-type": "t"})
     assert "\x1b" not in "".join(cells(row))
+
+
+def test_rows_keep_seq_order_and_drop_the_oldest_tenth_past_the_limit() -> None:
+    """Out-of-order rows land in seq order; past the limit the oldest tenth goes at once."""
+    from hookcli.ui.feed import Rows
+
+    rows = Rows(limit=20)
+    for seq in [*range(1, 11), 0]:
+        rows.put(Row(seq=seq, event={"id": f"e{seq}"}))
+    assert [r.seq for r in rows.order] == list(range(11))
+    assert rows.put(Row(seq=3, event={"id": "e3"})) is rows.get("e3")  # held, not doubled
+    for seq in range(11, 21):
+        rows.put(Row(seq=seq, event={"id": f"e{seq}"}))
+    assert len(rows) == 19 and rows.get("e0") is None and rows.get("e1") is None
+    assert rows.order[0].seq == 2

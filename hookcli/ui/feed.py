@@ -95,8 +95,11 @@ class Rows:
             bisect.insort(self.order, row, key=lambda r: r.seq)
             self.generation += 1
         if len(self.order) > self.limit:
-            dropped = self.order.pop(0)
-            self.by_id.pop(dropped.id, None)
+            # The oldest tenth at once: the table is rebuilt once per that many new rows.
+            cut = max(1, self.limit // 10)
+            for dropped in self.order[:cut]:
+                self.by_id.pop(dropped.id, None)
+            del self.order[:cut]
             self.generation += 1
         return row
 
