@@ -91,6 +91,7 @@ async def main() -> None:
         async with app.run_test(size=SIZE) as pilot:
             while len(app.rows) < len(WEBHOOKS) or "live" not in app.state_text:
                 await pilot.pause(0.05)
+            await pilot.pause(0.3)  # the top line is redrawn at most every 0.2 s
             app.save_screenshot("ui-events.svg", path=str(DOCS))
             failed = next(r for r in app.rows.order if r.status == "failed")
             app.events_table.move_cursor(row=app.rows.order.index(failed))
