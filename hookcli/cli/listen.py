@@ -124,6 +124,14 @@ def listen(
     retry_4xx: o.Retry4xx = False,
     exit_on_disconnect: o.ExitOnDisconnect = False,
     as_json: o.JsonOut = False,
+    ui: Annotated[
+        bool,
+        typer.Option(
+            "--ui",
+            help="Show a full-screen view (events, details, replay, issues) instead of lines;"
+            " delivery, cursor and exit codes are the same. Needs a terminal.",
+        ),
+    ] = False,
     verbose: o.Verbose = False,
     quiet: o.Quiet = False,
     relay: o.Relay = None,
@@ -166,6 +174,10 @@ def listen(
     from hookcli.listen import ListenSettings, TargetSpec, default_identity
     from hookcli.listen import listen as run
 
+    if ui:
+        from hookcli.cli.ui import require_terminal
+
+        require_terminal("hook listen --ui", "plain `hook listen` (add --json for JSON lines)")
     spec = TargetSpec(
         target,
         exec_,
@@ -196,6 +208,11 @@ def listen(
             given=(source, detail_type, pattern, input_path, input_transformer),
         ),
     )
+    if ui:
+        from hookcli.cli.ui import run_app
+        from hookcli.ui.app import listen_app
+
+        return run_app(listen_app(settings, me=o.default_name()))
     run_rendered("listen", as_json, lambda emit: run(settings, emit))
 
 

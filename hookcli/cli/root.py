@@ -66,6 +66,7 @@ COMMANDS: dict[str, Entry] = {
     "transform": Entry(
         "transform", "See the input an EventBridge rule's target would receive, offline."
     ),
+    "ui": Entry("ui", "Browse, inspect and replay the relay's events in a full-screen view, live."),
 }
 
 #: The app's settings, shared by the per-module apps that build its commands, so a command
