@@ -18,6 +18,7 @@ from rich.text import Text
 from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
 
 from hookcli.config import Connection
@@ -237,7 +238,11 @@ class HookApp(App[None]):
         if not self.is_running:
             return
         style = {"info": "", "warning": "yellow", "error": "bold red"}[level]
-        self.query_one("#status", Static).update(Text(text, style=style, no_wrap=True))
+        try:
+            line = self.query_one("#status", Static)
+        except NoMatches:  # a notice arriving while the view is torn down
+            return
+        line.update(Text(text, style=style, no_wrap=True))
         if level != "info":
             self.notify(text, severity="warning" if level == "warning" else "error")
 
@@ -290,7 +295,11 @@ class HookApp(App[None]):
         top = Text(" · ".join(parts), no_wrap=True, overflow="ellipsis")
         top.highlight_words(["○"], "bold red")
         top.highlight_words(["●"], "green")
-        self.query_one("#top", Static).update(top)
+        try:
+            line = self.query_one("#top", Static)
+        except NoMatches:  # a timer firing while the view is torn down (the stream just closed)
+            return
+        line.update(top)
 
     def _selected_id(self) -> str | None:
         table = self.events_table
