@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import uuid
 import zlib
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -508,3 +509,31 @@ def test_compressed_webhook_keeps_wire_bytes_and_parses_detail() -> None:
     )
     assert event.detail == {"a": [1, 2, 3]}
     assert event.request is not None and event.request.body == wire
+
+
+# --- ids and times as ingest makes them (built by hand for speed: same text as the stdlib) ---
+
+
+def test_new_event_id_is_a_canonical_random_uuid() -> None:
+    """Each id reads back as the same version-4, RFC-variant UUID, and ids do not repeat."""
+    ids = [new_event_id() for _ in range(2000)]
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert (str(parsed), parsed.version, parsed.variant) == (text, 4, uuid.RFC_4122)
+    assert len(set(ids)) == len(ids)
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2024, 5, 1, 12, 30, 45, 999_999, tzinfo=UTC),
+        datetime(2024, 5, 1, 14, 30, 45, tzinfo=timezone(timedelta(hours=2))),
+        datetime(1969, 12, 31, 23, 59, 59, 500_000, tzinfo=UTC),
+        datetime(2024, 12, 31, 23, 59, 59, 999_999, tzinfo=timezone(timedelta(hours=-5))),
+        datetime(2024, 2, 29, 0, 0, 0),
+    ],
+    ids=["utc-fraction", "offset", "before-1970", "offset-new-year", "naive-local"],
+)
+def test_format_time_matches_strftime_of_the_utc_moment(moment: datetime) -> None:
+    """The second-cached text is what strftime gives for the moment in UTC."""
+    assert format_time(moment) == moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -382,6 +382,34 @@ def test_ingest_body_cap_and_signature(tmp_path: Path) -> None:
     run(main())
 
 
+@pytest.mark.parametrize(
+    ("channel", "status"),
+    [
+        ("stripe.live_1-a", 202),
+        ("caf%C3%A9", 202),  # letters are any script's, as str.isalnum says
+        ("a" * 64, 202),
+        ("a" * 65, 400),
+        ("bad!", 400),
+    ],
+    ids=["punctuation", "unicode-letters", "64-long", "65-long", "bang"],
+)
+def test_ingest_channel_names_get_the_same_verdict_every_time(
+    tmp_path: Path, channel: str, status: int
+) -> None:
+    """A channel name is accepted or refused with a hint, the same on every request (cached)."""
+
+    async def main() -> None:
+        relay = await started(tmp_path)
+        try:
+            answers = [await ingest(relay, channel, {"n": n}) for n in range(3)]
+            assert [r.status for r in answers] == [status] * 3
+            assert relay.relay.store.head() == (3 if status == 202 else 0)
+        finally:
+            await relay.stop()
+
+    run(main())
+
+
 def test_history_and_one_event(tmp_path: Path) -> None:
     """GET /v1/events filters by pattern and status; /v1/events/<id> shows deliveries."""
 
