@@ -277,7 +277,7 @@ class _Listener:
         self.waiting: set[str] = set()
         self.reconnects = 0
         self.answers: list[Result] = []
-        self.answer_timer: asyncio.TimerHandle | None = None
+        self.answer_timer: asyncio.Handle | None = None
         #: Results per message at most while catching up (set from the window in run()).
         self.answer_batch = 16
         self.senders: set[asyncio.Task[None]] = set()
@@ -407,8 +407,11 @@ class _Listener:
         if len(self.answers) >= self.answer_batch:
             self._send_answers()
         elif self.answer_timer is None:
-            delay = 0.0 if self.queue.empty() else ANSWER_DELAY
-            self.answer_timer = asyncio.get_running_loop().call_later(delay, self._send_answers)
+            loop = asyncio.get_running_loop()
+            if self.queue.empty():  # call_soon: no timer in the loop's heap for a live event
+                self.answer_timer = loop.call_soon(self._send_answers)
+            else:
+                self.answer_timer = loop.call_later(ANSWER_DELAY, self._send_answers)
 
     def _send_answers(self) -> None:
         if self.answer_timer is not None:

@@ -156,7 +156,9 @@ class Pool:
         self._tick = self._loop.call_later(DEADLINE_TICK, self._expire) if self._deadlines else None
 
     async def _exchange(self, data: bytes, head: bool, limit: int) -> Answer:
-        reader, writer = await self._acquire()
+        # An idle connection without a coroutine of its own: the case of every request but
+        # the first few.
+        reader, writer = self._idle_connection() or await self._connect()
         reusable = False
         try:
             writer.write(data)
@@ -191,14 +193,15 @@ class Pool:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 
-    async def _acquire(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    def _idle_connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """The most recently used idle connection still open and in time; None: connect."""
         now = time.monotonic()
         while self._idle:
             reader, writer, until = self._idle.pop()
             if until > now and not reader.at_eof() and not writer.is_closing():
                 return reader, writer
             writer.close()
-        return await self._connect()
+        return None
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """Connect to each address of the host in turn; say why none accepted."""
