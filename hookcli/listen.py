@@ -369,8 +369,10 @@ class _Listener:
         return True
 
     async def _work(self) -> None:
+        queue = self.queue
         while True:
-            message = await self.queue.get()
+            # While catching up the next event is already queued: no coroutine to take it.
+            message = queue.get_nowait() if queue.qsize() else await queue.get()
             event = message.event
             key = event.key
             self.waiting.discard(key)
@@ -380,7 +382,7 @@ class _Listener:
             elif key in self.running:
                 outcome, attempts = await self.running[key]
             else:
-                outcome, attempts = await self._deliver(message.seq, event)
+                outcome, attempts = await self._deliver(message.seq, event, key)
             self.emit(Delivered(message.seq, event, outcome, attempts, duplicate=duplicate))
             self._answer(
                 Result(
@@ -426,9 +428,8 @@ class _Listener:
     async def _send(self, batch: list[Result]) -> None:
         await send_results(self.ws, batch)
 
-    async def _deliver(self, seq: int, event: Event) -> tuple[Outcome, int]:
+    async def _deliver(self, seq: int, event: Event, key: str) -> tuple[Outcome, int]:
         future: asyncio.Future[tuple[Outcome, int]] = asyncio.get_running_loop().create_future()
-        key = event.key
         self.running[key] = future
 
         def on_attempt(attempt: Attempt) -> None:
