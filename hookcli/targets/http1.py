@@ -325,7 +325,10 @@ def _parse_head(data: bytes) -> tuple[int, str, dict[str, str], bool]:
                 headers[key] += ", " + value
             continue
         headers[key] = value
-    tokens = {t.strip().lower() for t in headers.get("connection", "").split(",")}
+    connection = headers.get("connection")
+    if connection is None:  # the usual answer: HTTP/1.1 keeps the connection, 1.0 does not
+        return int(code), reason, headers, version == "HTTP/1.1"
+    tokens = {t.strip().lower() for t in connection.split(",")}
     keep_alive = "keep-alive" in tokens if version == "HTTP/1.0" else "close" not in tokens
     return int(code), reason, headers, keep_alive
 
