@@ -92,7 +92,13 @@ async def deliver(
     attempt = 0
     while True:
         attempt += 1
-        outcome = await _attempt(target, event, attempt, policy.timeout)
+        started = time.perf_counter()
+        try:  # inline, not a coroutine of its own: once per event on the listener's hot path
+            outcome = await target.deliver(event, attempt, policy.timeout)
+        except TargetError:
+            raise
+        except Exception as exc:  # a bug in a target is this event's failure, not the listener's
+            outcome = _crashed(target, started, exc)
         will_retry = not outcome.delivered and outcome.retryable and attempt <= policy.retries
         retry_in = policy.delay(attempt) if will_retry else 0.0
         if on_attempt is not None:
@@ -102,17 +108,12 @@ async def deliver(
         await sleep(retry_in)
 
 
-async def _attempt(target: Target, event: Event, attempt: int, timeout: float) -> Outcome:
-    started = time.perf_counter()
-    try:
-        return await target.deliver(event, attempt, timeout)
-    except TargetError:
-        raise
-    except Exception as exc:  # a bug in a target is this event's failure, not the listener's
-        latency_ms = (time.perf_counter() - started) * 1000
-        error = first_line(f"{type(exc).__name__}: {exc}") or type(exc).__name__
-        detail = clip(traceback.format_exc(), tail=True)
-        return Outcome(False, False, latency_ms, None, error, detail, target.description)
+def _crashed(target: Target, started: float, exc: Exception) -> Outcome:
+    """The failed outcome of an attempt whose target raised ``exc`` (with its traceback)."""
+    latency_ms = (time.perf_counter() - started) * 1000
+    error = first_line(f"{type(exc).__name__}: {exc}") or type(exc).__name__
+    detail = clip(traceback.format_exc(), tail=True)
+    return Outcome(False, False, latency_ms, None, error, detail, target.description)
 
 
 def with_input(event: Event, rule_target: RuleTarget) -> Event:

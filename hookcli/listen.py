@@ -277,10 +277,12 @@ class _Listener:
         self.waiting: set[str] = set()
         self.reconnects = 0
         self.answers: list[Result] = []
+        #: Set when the waiting results should leave: the sender task then sends them.
+        self.answer_ready = asyncio.Event()
         self.answer_timer: asyncio.TimerHandle | None = None
+        self.stopping = False
         #: Results per message at most while catching up (set from the window in run()).
         self.answer_batch = 16
-        self.senders: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
         window = min(max(32, 4 * self.settings.concurrency), 1000)
@@ -300,27 +302,31 @@ class _Listener:
             self.connection, subscribe, self.emit, reconnect=not self.settings.exit_on_disconnect
         )
         self.emit(State(ConnectionState.CONNECTING))
-        tasks = [asyncio.create_task(stream.run(self))] + [
+        streaming = asyncio.create_task(stream.run(self))
+        workers = [
             asyncio.create_task(self._work()) for _ in range(max(1, self.settings.concurrency))
         ]
+        sender = asyncio.create_task(self._sender())
+        tasks = [streaming, *workers, sender]
         try:
-            # Workers never end on their own: one that does failed (a target that cannot run
-            # at all), and the listener must stop and say so rather than sit there connected.
+            # Workers and the sender never end on their own: one that does failed (a target
+            # that cannot run at all), and the listener must stop and say so rather than sit
+            # there connected.
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 task.result()
         finally:
-            streaming, workers = tasks[0], tasks[1:]
             try:
                 for task in workers:
                     task.cancel()
                 await asyncio.gather(*workers, return_exceptions=True)
                 # Then the results still waiting for company leave, while the connection is
                 # open: an event delivered but not answered would be delivered again later.
-                self._send_answers()
-                if self.senders:
-                    await asyncio.wait(self.senders, timeout=ANSWER_FLUSH_SECONDS)
+                self.stopping = True
+                self.answer_ready.set()
+                await asyncio.wait([sender], timeout=ANSWER_FLUSH_SECONDS)
             finally:
+                sender.cancel()
                 streaming.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
                 self.emit(State(ConnectionState.CLOSED))
@@ -369,8 +375,10 @@ class _Listener:
         return True
 
     async def _work(self) -> None:
+        queue = self.queue
         while True:
-            message = await self.queue.get()
+            # While catching up the next event is already queued: no coroutine to take it.
+            message = queue.get_nowait() if queue.qsize() else await queue.get()
             event = message.event
             key = event.key
             self.waiting.discard(key)
@@ -380,7 +388,7 @@ class _Listener:
             elif key in self.running:
                 outcome, attempts = await self.running[key]
             else:
-                outcome, attempts = await self._deliver(message.seq, event)
+                outcome, attempts = await self._deliver(message.seq, event, key)
             self.emit(Delivered(message.seq, event, outcome, attempts, duplicate=duplicate))
             self._answer(
                 Result(
@@ -404,28 +412,36 @@ class _Listener:
         the relay per batch instead of per event, far inside any ack wait.
         """
         self.answers.append(result)
-        if len(self.answers) >= self.answer_batch:
-            self._send_answers()
+        if len(self.answers) >= self.answer_batch or not self.queue.qsize():
+            self.answer_ready.set()
         elif self.answer_timer is None:
-            delay = 0.0 if self.queue.empty() else ANSWER_DELAY
-            self.answer_timer = asyncio.get_running_loop().call_later(delay, self._send_answers)
+            self.answer_timer = asyncio.get_running_loop().call_later(
+                ANSWER_DELAY, self.answer_ready.set
+            )
 
-    def _send_answers(self) -> None:
-        if self.answer_timer is not None:
-            self.answer_timer.cancel()
-            self.answer_timer = None
-        batch, self.answers = self.answers, []
-        if batch:
-            sender = asyncio.create_task(self._send(batch))
-            self.senders.add(sender)
-            sender.add_done_callback(self.senders.discard)
+    async def _sender(self) -> None:
+        """Send the waiting results whenever ``answer_ready`` is set, in messages of at most
+        ``answer_batch``; after the last ones once the listener stops.
 
-    async def _send(self, batch: list[Result]) -> None:
-        await send_results(self.ws, batch)
+        One task for the listener's life rather than one per message: a result leaves one
+        loop pass after the pass that set ``answer_ready``, taking every result finished
+        meanwhile, and costs no task, timer or callback of its own.
+        """
+        ready = self.answer_ready
+        while True:
+            await ready.wait()
+            ready.clear()
+            if self.answer_timer is not None:
+                self.answer_timer.cancel()
+                self.answer_timer = None
+            waiting, self.answers = self.answers, []
+            for start in range(0, len(waiting), self.answer_batch):
+                await send_results(self.ws, waiting[start : start + self.answer_batch])
+            if self.stopping and not self.answers:
+                return
 
-    async def _deliver(self, seq: int, event: Event) -> tuple[Outcome, int]:
+    async def _deliver(self, seq: int, event: Event, key: str) -> tuple[Outcome, int]:
         future: asyncio.Future[tuple[Outcome, int]] = asyncio.get_running_loop().create_future()
-        key = event.key
         self.running[key] = future
 
         def on_attempt(attempt: Attempt) -> None:

@@ -236,6 +236,31 @@ def test_a_header_that_would_break_the_request_is_not_sent(
     assert server.requests == []
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [
+        webhook("POST", (("X-Tag", "1"), ("", "2"))),  # the same names joined, one empty
+        webhook("POST", (("X-T", "1"), ("ag", "2"), ("Bad Name", "3"))),
+        webhook("GE T", (("X-Tag", "1"),)),
+    ],
+)
+def test_names_sent_before_do_not_let_a_bad_request_through(bad: Event) -> None:
+    """The checks remembered from good requests still refuse an empty name, a bad name or a
+    bad method that comes later."""
+
+    async def scenario() -> tuple[list[Outcome], Scripted]:
+        async with scripted(OK, OK) as server:
+            good = webhook("POST", (("X-Tag", "1"),))
+            outcomes = await deliver_all(server.port, good, bad, good)
+            return outcomes, server
+
+    (first, refused, again), server = run(scenario())
+    assert (first.delivered, again.delivered) == (True, True)
+    assert (refused.delivered, refused.retryable) == (False, False)
+    assert (refused.error or "").startswith("cannot send this request: ")
+    assert len(server.requests) == 2
+
+
 def test_a_stalled_request_times_out_and_the_next_one_is_served() -> None:
     """No answer within the attempt's timeout: a retryable failure; the pool goes on working."""
     stall = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nok"  # 8 bytes never come

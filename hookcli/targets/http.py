@@ -83,6 +83,10 @@ class HttpTarget:
             ("Content-Type", "application/json"),
             ("User-Agent", f"hook/{__version__}"),
         )
+        #: Where a webhook without a path suffix or query goes (most of them), made once.
+        self._plain_target = self._replay_target(RawRequest("POST", "", "", (), b""))
+        self._plain_url = f"{self._origin}{self._plain_target}"
+        self._plain_post = f"POST {self._plain_url}"
         self._pool: Pool | None = None
 
     async def start(self) -> None:
@@ -110,8 +114,12 @@ class HttpTarget:
             body = event.payload().encode()
         else:
             method = request.method.upper() or "POST"
-            target = self._replay_target(request)
-            action = f"{method} {self._origin}{target}"
+            if request.path or request.query:
+                target = self._replay_target(request)
+                action = f"{method} {self._origin}{target}"
+            else:  # POSTed to /v1/ingest/<channel> itself: the target URL as it is
+                target = self._plain_target
+                action = self._plain_post if method == "POST" else f"{method} {self._plain_url}"
             headers = self._replay_headers(request, event.id, attempt)
             body = request.body
         started = time.perf_counter()

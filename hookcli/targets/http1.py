@@ -75,16 +75,21 @@ def request_bytes(
     ``Content-Length`` follows them when there is a body or the method expects one.
     Header text is UTF-8 with surrogate escapes: the bytes aiohttp's server decoded them from.
     """
-    if not _TOKEN.fullmatch(method):
-        raise ValueError(f"method {method!r} is not an HTTP token")
+    if method not in _TOKENS_SEEN:
+        if not _TOKEN.fullmatch(method):
+            raise ValueError(f"method {method!r} is not an HTTP token")
+        _seen(method)
     lines = [f"{method} {target} HTTP/1.1"]
     lines += [f"{name}: {value}" for name, value in headers]
-    # Every name a token: one match over them all (tokens joined are a token), then which.
-    if not _TOKEN.fullmatch("".join(name for name, _ in headers) or "x") or not all(
-        name for name, _ in headers
-    ):
-        bad = next(name for name, _ in headers if not _TOKEN.fullmatch(name))
-        raise ValueError(f"header name {bad!r} is not an HTTP token")
+    # Every name a token: one match over them all (tokens joined are a token; an empty name
+    # is not one), then which. A sender's webhooks give the same names each time: remembered.
+    names = [name for name, _ in headers]
+    joined = "".join(names)
+    if joined not in _TOKENS_SEEN or "" in names:
+        if not _TOKEN.fullmatch(joined or "x") or "" in names:
+            bad = next(name for name in names if not _TOKEN.fullmatch(name))
+            raise ValueError(f"header name {bad!r} is not an HTTP token")
+        _seen(joined)
     if body or method not in _BODILESS_METHODS:
         lines.append(f"Content-Length: {len(body)}")
     text = "\r\n".join(lines)
@@ -96,6 +101,21 @@ def request_bytes(
     if " " in target or not target:
         raise ValueError(f"request target {target!r} is empty or has a space")
     return (text + "\r\n\r\n").encode("utf-8", "surrogateescape") + body
+
+
+#: Methods and joined header names already checked to be tokens (bounded: see _seen).
+_TOKENS_SEEN: set[str] = set()
+_TOKENS_REMEMBERED = 256
+
+
+def _seen(token: str) -> None:
+    """Remember a checked token (never the empty string, which is none), forgetting them all
+    when there are too many to be worth it."""
+    if not token:
+        return
+    if len(_TOKENS_SEEN) >= _TOKENS_REMEMBERED:
+        _TOKENS_SEEN.clear()
+    _TOKENS_SEEN.add(token)
 
 
 class Pool:
@@ -156,7 +176,9 @@ class Pool:
         self._tick = self._loop.call_later(DEADLINE_TICK, self._expire) if self._deadlines else None
 
     async def _exchange(self, data: bytes, head: bool, limit: int) -> Answer:
-        reader, writer = await self._acquire()
+        # An idle connection without a coroutine of its own: the case of every request but
+        # the first few.
+        reader, writer = self._idle_connection() or await self._connect()
         reusable = False
         try:
             writer.write(data)
@@ -191,14 +213,15 @@ class Pool:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 
-    async def _acquire(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    def _idle_connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """The most recently used idle connection still open and in time; None: connect."""
         now = time.monotonic()
         while self._idle:
             reader, writer, until = self._idle.pop()
             if until > now and not reader.at_eof() and not writer.is_closing():
                 return reader, writer
             writer.close()
-        return await self._connect()
+        return None
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """Connect to each address of the host in turn; say why none accepted."""
@@ -302,7 +325,10 @@ def _parse_head(data: bytes) -> tuple[int, str, dict[str, str], bool]:
                 headers[key] += ", " + value
             continue
         headers[key] = value
-    tokens = {t.strip().lower() for t in headers.get("connection", "").split(",")}
+    connection = headers.get("connection")
+    if connection is None:  # the usual answer: HTTP/1.1 keeps the connection, 1.0 does not
+        return int(code), reason, headers, version == "HTTP/1.1"
+    tokens = {t.strip().lower() for t in connection.split(",")}
     keep_alive = "keep-alive" in tokens if version == "HTTP/1.0" else "close" not in tokens
     return int(code), reason, headers, keep_alive
 
