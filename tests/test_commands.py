@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from websockets.asyncio.client import connect
 
 from hookcli.events import parse_event
 from hookcli.relay.service import RelaySettings, RunningRelay, start_relay
@@ -39,10 +38,10 @@ from conftest import (
     LoopThread,
     RecordingTarget,
     auth_headers,
-    run,
     start_target,
     wait_until,
 )
+from fixtures.cli import answer_as, clean_env, hook
 from fixtures.terminal import PtyProcess
 
 pytestmark = pytest.mark.slow
@@ -54,38 +53,10 @@ _HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 # --- running `hook` -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Ran:
-    code: int
-    stdout: str
-    stderr: str
-
-    def lines(self) -> list[dict[str, Any]]:
-        """stdout as JSON lines (every line must parse)."""
-        return [json.loads(line) for line in self.stdout.splitlines()]
-
-
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     """The environment for `hook`: no HOOK_* from the caller, no config file, no colour."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("HOOK_")}
-    clean["HOOK_CONFIG"] = str(tmp_path / "no-such-config.toml")
-    clean["NO_COLOR"] = "1"
-    return clean
-
-
-def hook(env: dict[str, str], *args: str, timeout: float = UNIT * 3) -> Ran:
-    """Run ``python -m hookcli ARGS`` to completion, stdin empty, output captured."""
-    done = subprocess.run(
-        [sys.executable, "-m", "hookcli", *args],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        check=False,
-    )
-    return Ran(done.returncode, done.stdout, done.stderr)
+    return clean_env(tmp_path)
 
 
 class Background:
@@ -240,45 +211,6 @@ def history(relay: RunningRelay, **query: Any) -> list[dict[str, Any]]:
 def record(relay: RunningRelay, event_id: str) -> dict[str, Any]:
     """``GET /v1/events/<id>``."""
     return dict(http("GET", f"{relay.url}/v1/events/{event_id}"))
-
-
-def answer_as(relay: RunningRelay, name: str, outcomes: list[tuple[str, int, str | None]]) -> None:
-    """Be listener ``name`` over a raw websocket, answering stored events in order.
-
-    Subscribes from the first event and answers one event per ``(status, code, error)``;
-    returns once the relay has recorded every answer.
-    """
-
-    async def main() -> None:
-        async with connect(relay.ws_url, additional_headers=auth_headers()) as ws:
-            await ws.send(json.dumps({"type": "hello", "protocol": 1}))
-            assert json.loads(await ws.recv())["type"] == "welcome"
-            subscribe = {"type": "subscribe", "name": name, "from": 0, "mode": "listen"}
-            await ws.send(json.dumps({**subscribe, "pattern": {}, "window": 100}))
-            assert json.loads(await ws.recv())["type"] == "subscribed"
-            answered = 0
-            while answered < len(outcomes):
-                message = json.loads(await ws.recv())
-                if message["type"] != "event":
-                    continue
-                status, code, error = outcomes[answered]
-                result = {
-                    "type": "result",
-                    "seq": message["seq"],
-                    "id": message["event"]["id"],
-                    "status": status,
-                    "attempt": 1,
-                    "latency_ms": 2.0,
-                    "code": code,
-                }
-                await ws.send(json.dumps(result | ({"error": error} if error else {})))
-                answered += 1
-
-    run(main())
-    wait_until(
-        lambda: len(history(relay, listener=name, limit=1000)) == len(outcomes),
-        what=f"{name}'s results in the history",
-    )
 
 
 def free_port() -> int:

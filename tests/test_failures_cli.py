@@ -4,22 +4,20 @@ subprocesses, a real relay on loopback, a real HTTP target that fails and then r
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from websockets.asyncio.client import connect
 
 from hookcli.relay.service import RunningRelay
 
-from conftest import UNIT, RecordingTarget, auth_headers, run, wait_until
+from conftest import UNIT, RecordingTarget, auth_headers, wait_until
+from fixtures.cli import answer_as, clean_env, hook
 from fixtures.terminal import PtyProcess
 
 pytestmark = pytest.mark.slow
@@ -27,38 +25,10 @@ pytestmark = pytest.mark.slow
 _HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-@dataclass(frozen=True)
-class Ran:
-    code: int
-    stdout: str
-    stderr: str
-
-    def lines(self) -> list[dict[str, Any]]:
-        """stdout as JSON lines (every line must parse)."""
-        return [json.loads(line) for line in self.stdout.splitlines()]
-
-
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     """The environment for `hook`: no HOOK_* from the caller, no config file, no colour."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("HOOK_")}
-    clean["HOOK_CONFIG"] = str(tmp_path / "no-such-config.toml")
-    clean["NO_COLOR"] = "1"
-    return clean
-
-
-def hook(env: dict[str, str], *args: str) -> Ran:
-    """Run ``python -m hookcli ARGS`` to completion (stdout piped: JSON lines)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "hookcli", *args],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=UNIT * 3,
-        env=env,
-        check=False,
-    )
-    return Ran(done.returncode, done.stdout, done.stderr)
+    return clean_env(tmp_path)
 
 
 def api(relay: RunningRelay, path: str, body: Any = None) -> Any:
@@ -79,33 +49,6 @@ def issues(env: dict[str, str], relay: RunningRelay, *args: str) -> list[dict[st
     ran = hook(env, "events", "--issues", "--json", "--relay", relay.url, *args)
     assert ran.code == 0, ran.stderr
     return ran.lines()
-
-
-def answer_as(relay: RunningRelay, name: str, target: str, outcomes: list[Any]) -> None:
-    """Be listener ``name`` over a raw websocket (docs/protocol.md), answering stored events
-    in order with ``(status, code, error)``; returns once all are recorded."""
-
-    async def main() -> None:
-        async with connect(relay.ws_url, additional_headers=auth_headers()) as ws:
-            await ws.send(json.dumps({"type": "hello", "protocol": 1}))
-            assert json.loads(await ws.recv())["type"] == "welcome"
-            subscribe = {"type": "subscribe", "name": name, "from": 0, "mode": "listen"}
-            await ws.send(json.dumps({**subscribe, "pattern": {}, "target": target}))
-            assert json.loads(await ws.recv())["type"] == "subscribed"
-            for status, code, error in outcomes:
-                message = json.loads(await ws.recv())
-                while message["type"] != "event":
-                    message = json.loads(await ws.recv())
-                result = {"type": "result", "seq": message["seq"], "id": message["event"]["id"]}
-                result |= {"status": status, "attempt": 1, "latency_ms": 1.0, "code": code}
-                await ws.send(json.dumps(result | {"error": error}))
-
-    run(main())
-    query = urllib.parse.urlencode({"listener": name, "limit": 1000})
-    wait_until(
-        lambda: len(api(relay, f"/v1/events?{query}")["events"]) == len(outcomes),
-        what=f"{name}'s results",
-    )
 
 
 @pytest.fixture
@@ -221,7 +164,7 @@ def test_an_unknown_issue_is_a_usage_error_with_a_hint(
 def test_an_exec_group_needs_the_command_named(relay: RunningRelay, env: dict[str, str]) -> None:
     """hook never runs a command the relay names: an exec group asks for --exec (exit 2)."""
     api(relay, "/v1/ingest/shop", {"n": 1})
-    answer_as(relay, "jobs", "exec ./on-event.sh", [("failed", 2, "boom")])
+    answer_as(relay, "jobs", [("failed", 2, "boom")], "exec ./on-event.sh")
     ran = hook(env, "replay", "--issue", "1", "--relay", relay.url)
     assert ran.code == 2
     assert "went to `exec ./on-event.sh`: give --exec to replay it" in ran.stderr
@@ -232,7 +175,7 @@ def test_replay_issue_with_an_explicit_exec_records_for_the_group_listener(
 ) -> None:
     """With --exec given, the group's events run through it and the group is answered."""
     api(relay, "/v1/ingest/shop", {"n": 1})
-    answer_as(relay, "jobs", "exec ./on-event.sh", [("failed", 2, "boom")])
+    answer_as(relay, "jobs", [("failed", 2, "boom")], "exec ./on-event.sh")
     ran = hook(env, "replay", "--issue", "1", "--exec", "cat >/dev/null", "--relay", relay.url)
     assert ran.code == 0, ran.stderr
     assert issues(env, relay) == []

@@ -12,17 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from websockets.asyncio.client import connect
 
 from hookcli.relay.service import RunningRelay, start_relay
 
-from conftest import UNIT, LoopThread, auth_headers, relay_settings, run, wait_until
+from conftest import UNIT, LoopThread, auth_headers, relay_settings
+from fixtures.cli import answer_as
 
 #: No proxy from the environment for loopback calls.
 _HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 TARGET = "http://127.0.0.1:3000/"
-
-Outcome = tuple[str, int | None, str | None]
 
 
 def call(
@@ -57,32 +55,6 @@ def ingest(relay: RunningRelay, count: int) -> list[str]:
         assert status == 202
         ids.append(body["id"])
     return ids
-
-
-def answer_as(relay: RunningRelay, name: str, outcomes: list[Outcome], target: str) -> None:
-    """Be listener ``name`` (delivering to ``target``) over a raw websocket: answer the stored
-    events in order, one per ``(status, code, error)``, and wait until all are recorded."""
-
-    async def main() -> None:
-        async with connect(relay.ws_url, additional_headers=auth_headers()) as ws:
-            await ws.send(json.dumps({"type": "hello", "protocol": 1}))
-            assert json.loads(await ws.recv())["type"] == "welcome"
-            subscribe = {"type": "subscribe", "name": name, "from": 0, "mode": "listen"}
-            await ws.send(json.dumps({**subscribe, "pattern": {}, "target": target}))
-            assert json.loads(await ws.recv())["type"] == "subscribed"
-            for status, code, error in outcomes:
-                message = json.loads(await ws.recv())
-                while message["type"] != "event":
-                    message = json.loads(await ws.recv())
-                result = {"type": "result", "seq": message["seq"], "id": message["event"]["id"]}
-                result |= {"status": status, "attempt": 1, "latency_ms": 2.0, "code": code}
-                await ws.send(json.dumps(result | ({"error": error} if error else {})))
-
-    run(main())
-    wait_until(
-        lambda: len(get(relay, "/v1/events", listener=name, limit=1000)["events"]) == len(outcomes),
-        what=f"{name}'s results in the history",
-    )
 
 
 def replay_result(relay: RunningRelay, event_id: str, listener: str, status: str) -> None:
