@@ -12,7 +12,6 @@ seen here (tests/test_replay_ids.py writes same-id copies into the relay's queue
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -27,6 +26,7 @@ from hookcli.relay.service import RunningRelay, start_relay
 from hookcli.sources.emulator import CREDENTIALS
 
 from conftest import LoopThread, relay_settings, wait_until
+from fixtures.cli import clean_env
 
 pytestmark = pytest.mark.slow
 
@@ -34,8 +34,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     """The environment for `hook`: no HOOK_* or AWS_* from the caller, no config, no colour."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("HOOK_", "AWS_"))}
-    return {**clean, "HOOK_CONFIG": str(tmp_path / "no-such-config.toml"), "NO_COLOR": "1"}
+    return clean_env(tmp_path, ("HOOK_", "AWS_"))
 
 
 @pytest.fixture

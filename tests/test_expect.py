@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from hookcli.relay.service import RunningRelay, start_relay
 from hookcli.updates import Ready, Update
 
 from conftest import UNIT, LoopThread, relay_settings, run, wait_until
+from fixtures.cli import clean_env
 
 pytestmark = pytest.mark.slow
 
@@ -27,8 +27,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     """The environment for `hook`: no HOOK_* from the caller, no config file, no colour."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("HOOK_")}
-    return {**clean, "HOOK_CONFIG": str(tmp_path / "no-such-config.toml"), "NO_COLOR": "1"}
+    return clean_env(tmp_path, ("HOOK_",))
 
 
 @pytest.fixture

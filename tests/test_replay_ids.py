@@ -9,7 +9,6 @@ relay tests write the copies into the relay's SQS queue themselves, as EventBrid
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import urllib.error
 import uuid
@@ -27,6 +26,7 @@ from hookcli.relay.service import RunningRelay, start_relay
 from hookcli.relay.store import _MIGRATIONS, APPLICATION_ID, SCHEMA_VERSION, Store
 
 from conftest import LoopThread, RecordingTarget, relay_settings, wait_until
+from fixtures.cli import clean_env
 
 # --------------------------------------------------------------------------- the store
 
@@ -211,8 +211,7 @@ def replayed(sqs_relay: RunningRelay, loop_thread: LoopThread) -> str:
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     """The environment for `hook`: no HOOK_* or AWS_* from the caller, no config, no colour."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("HOOK_", "AWS_"))}
-    return {**clean, "HOOK_CONFIG": str(tmp_path / "no-such-config.toml"), "NO_COLOR": "1"}
+    return clean_env(tmp_path, ("HOOK_", "AWS_"))
 
 
 @pytest.mark.slow
