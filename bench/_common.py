@@ -272,6 +272,19 @@ class Running:
         return int(self.url.rsplit(":", 1)[1])
 
 
+def count_results(child: Child) -> tuple[int, int]:
+    """Delivered and failed result lines the listener has printed so far."""
+    delivered = failed = 0
+    while not child.lines.empty():
+        line = child.lines.get_nowait()
+        if '"type":"result"' in line:
+            if '"status":"delivered"' in line:
+                delivered += 1
+            else:
+                failed += 1
+    return delivered, failed
+
+
 def relay_auth() -> dict[str, str]:
     """The local token's header: since issue 8 the relay's stream and API need it (loopback too)."""
     from hookcli.config import ensure_local_token

@@ -25,6 +25,7 @@ import json
 import random
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from _common import (
     RawHttp,
     Running,
     bodies,
+    count_results,
     emit,
     fill_store,
     make_detail,
@@ -165,14 +167,29 @@ async def wait_ids(
 async def direct_throughput(target: Running, concurrency: int, count: int) -> dict[str, Any]:
     """An aiohttp client POSTing the events' JSON to the target: requests/s and CPU."""
     payloads = [e.to_json().encode() for e in make_events(count, seed=5)]
+    return await direct_posts(
+        target,
+        concurrency,
+        payloads,
+        lambda n: {"Content-Type": "application/json", "X-Hook-Event-Id": f"d{n}"},
+    )
+
+
+async def direct_posts(
+    target: Running,
+    concurrency: int,
+    payloads: list[bytes],
+    headers_of: Callable[[int], dict[str, str]],
+) -> dict[str, Any]:
+    """aiohttp's client POSTing ``payloads`` (with ``headers_of(n)``) to the target at
+    ``concurrency``: requests/s and CPU."""
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
-        following = iter(range(count))
+        following = iter(range(len(payloads)))
 
         async def worker() -> None:
             for n in following:
-                headers = {"Content-Type": "application/json", "X-Hook-Event-Id": f"d{n}"}
-                async with session.post(target.url, data=payloads[n], headers=headers) as r:
+                async with session.post(target.url, data=payloads[n], headers=headers_of(n)) as r:
                     await r.read()
 
         await worker_warmup(session, target)
@@ -180,7 +197,7 @@ async def direct_throughput(target: Running, concurrency: int, count: int) -> di
         began = time.perf_counter()
         async with asyncio.timeout(PHASE_SECONDS):
             await asyncio.gather(*(worker() for _ in range(concurrency)))
-        rate = count / (time.perf_counter() - began)
+        rate = len(payloads) / (time.perf_counter() - began)
         cpu = meter.percent()
     return {"events_per_s": round(rate), **cpu, **per_event(cpu, rate)}
 
@@ -260,19 +277,6 @@ async def start_listener(
     return child, ready
 
 
-def count_results(child: Child) -> tuple[int, int]:
-    """Delivered and failed result lines the listener has printed so far."""
-    delivered = failed = 0
-    while not child.lines.empty():
-        line = child.lines.get_nowait()
-        if '"type":"result"' in line:
-            if '"status":"delivered"' in line:
-                delivered += 1
-            else:
-                failed += 1
-    return delivered, failed
-
-
 async def hook_throughput(
     relay: Running, target: Running, concurrency: int, count: int
 ) -> dict[str, Any]:
@@ -337,30 +341,18 @@ async def direct_webhooks(target: Running, concurrency: int, count: int) -> dict
     """aiohttp's client sending the webhook requests (headers and body) to the target."""
     rng = random.Random(3)
     payloads = [webhook_body(rng, n) for n in range(count)]
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        following = iter(range(count))
-
-        async def worker() -> None:
-            for n in following:
-                headers = {
-                    "User-Agent": "Payments/1.0",
-                    "Content-Type": "application/json; charset=utf-8",
-                    "Payments-Signature": f"t={n},v1={'0' * 64}",
-                    "X-Request-Id": f"req-{n:08d}",
-                    "X-Hook-Event-Id": f"w{n}",
-                }
-                async with session.post(target.url, data=payloads[n], headers=headers) as r:
-                    await r.read()
-
-        await worker_warmup(session, target)
-        meter = CpuMeter(target=target.pid)
-        began = time.perf_counter()
-        async with asyncio.timeout(PHASE_SECONDS):
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
-        rate = count / (time.perf_counter() - began)
-        cpu = meter.percent()
-    return {"events_per_s": round(rate), **cpu, **per_event(cpu, rate)}
+    return await direct_posts(
+        target,
+        concurrency,
+        payloads,
+        lambda n: {
+            "User-Agent": "Payments/1.0",
+            "Content-Type": "application/json; charset=utf-8",
+            "Payments-Signature": f"t={n},v1={'0' * 64}",
+            "X-Request-Id": f"req-{n:08d}",
+            "X-Hook-Event-Id": f"w{n}",
+        },
+    )
 
 
 async def hook_webhooks(target: Running, concurrency: int, count: int) -> dict[str, Any]:

@@ -44,6 +44,7 @@ from _common import (
     Child,
     RawHttp,
     Running,
+    count_results,
     cpu_seconds,
     emit,
     machine_busy_seconds,
@@ -320,7 +321,7 @@ async def hook_throughput(relay: Running, target: Target, listener: Child) -> di
     await flood(relay.url, warmup, 202)
     await target.wait_for("warmup", WARMUP_WEBHOOKS, 20)
     await asyncio.sleep(0.2)  # the warm-up's last result lines
-    drain(listener)
+    count_results(listener)
     await target.reset()
     requests = build_requests("hook", path, MAX_WEBHOOKS)
     meter = Meter(relay=relay.pid, listener=listener.proc.pid, target=target.pid)
@@ -330,7 +331,7 @@ async def hook_throughput(relay: Running, target: Target, listener: Child) -> di
     arrivals = [t for ts in stats["times"].values() for t in ts]
     last = max(arrivals) if arrivals else ended
     await asyncio.sleep(0.2)
-    delivered, failed = drain(listener)
+    delivered, failed = count_results(listener)
     return {
         "delivered_per_s": round(len(stats["times"]) / (last - began)),
         "answered_per_s": round(answered / (ended - began)),
@@ -362,19 +363,6 @@ async def latency(url: str, path: str, target: Target, phase: str, expect: int) 
         **summary_ms(delays),
         **exactness(stats, [webhook_id(phase, n) for n in range(LATENCY_WEBHOOKS)]),
     }
-
-
-def drain(child: Child) -> tuple[int, int]:
-    """Read the listener's lines so far; its delivered and failed result lines."""
-    delivered = failed = 0
-    while not child.lines.empty():
-        line = child.lines.get_nowait()
-        if '"type":"result"' in line:
-            if '"status":"delivered"' in line:
-                delivered += 1
-            else:
-                failed += 1
-    return delivered, failed
 
 
 @contextlib.asynccontextmanager
@@ -439,7 +427,7 @@ async def main() -> None:
             async with listener_process(relay, target) as listener:
                 hook = await hook_throughput(relay, target, listener)
                 live = await latency(relay.url, f"/v1/ingest/{CHANNEL}", target, "hlat", 202)
-                drain(listener)
+                count_results(listener)
     figures["throughput"] = {
         "hook": hook,
         "direct": direct,
